@@ -1,0 +1,120 @@
+"""The ``gradgroup`` command: one entry point, subcommands imported lazily.
+
+Each subcommand is one module exposing ``configure(parser)`` (adds its flags) and
+``run(args) -> int`` (calls the stage's API and returns the exit code). Only the chosen module
+is imported, so ``gradgroup bench --help`` works on a board without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import logging
+import sys
+
+from gradgroup import __version__
+
+# name -> (module, one-line help). The order is the order of the pipeline.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "models": ("gradgroup.train.cli_models", "list the architectures with parameters and MACs"),
+    "train": ("gradgroup.train.cli_train", "train a model with gradual grouping"),
+    "eval": ("gradgroup.train.cli_eval", "evaluate a checkpoint or ONNX model (mIoU)"),
+    "export": ("gradgroup.export.cli_export", "export a checkpoint to ONNX with true grouped convs"),
+    "check": ("gradgroup.deploy.cli_check", "list what TIDL would not run on the accelerator"),
+    "calib": ("gradgroup.calib.cli_calib", "quantize an ONNX model to int8 (ORT or TIDL)"),
+    "bench": ("gradgroup.deploy.cli_bench", "latency and energy benchmark against the fps budget"),
+    "demo": ("gradgroup.deploy.cli_demo", "live segmentation from a camera, video or folder"),
+    "pipeline": ("gradgroup.pipeline", "train, export, calibrate, bench and demo in one run"),
+}
+
+EPILOG = """examples:
+  gradgroup models --size 512x1024
+  gradgroup train --arch dg4-light --schedule gradual --out runs/dg4
+  gradgroup export runs/dg4/best.pt --out dg4.onnx --target tidl
+  gradgroup calib dg4.onnx --out dg4.int8.onnx --max-drop 1.0
+  gradgroup bench dg4.onnx dg4.int8.onnx --fps-target 30
+  gradgroup demo dg4.int8.onnx --source synthetic
+  gradgroup pipeline --out runs/pipeline
+"""
+
+log = logging.getLogger("gradgroup")
+
+
+def _base_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gradgroup",
+        description="Gradual grouping: efficient segmentation from training to TI SoCs.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"gradgroup {__version__}")
+    return parser
+
+
+def _add_verbosity(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    group.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+
+
+def _unknown(name: str) -> int:
+    close = difflib.get_close_matches(name, COMMANDS, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    print(f"gradgroup: error: unknown command {name!r}{hint} (see gradgroup --help)", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _base_parser()
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, text) in COMMANDS.items():
+        sub.add_parser(name, help=text, add_help=False)
+    name = next((a for a in argv if not a.startswith("-")), None)
+    if name is None:
+        parser.parse_args(argv)  # handles --help / --version
+        parser.print_help()
+        return 2
+    if name not in COMMANDS:
+        return _unknown(name)
+
+    from gradgroup.deploy.errors import GradgroupError
+
+    module_name, text = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").startswith("gradgroup"):
+            raise
+        print(
+            f"gradgroup: error: {name!r} needs the package {exc.name!r}, which is not installed "
+            "(pip install 'gradgroup[train,export]')",
+            file=sys.stderr,
+        )
+        return 2
+    cmd_parser = argparse.ArgumentParser(
+        prog=f"gradgroup {name}",
+        description=text,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_verbosity(cmd_parser)
+    module.configure(cmd_parser)
+    rest = list(argv)
+    rest.remove(name)
+    args = cmd_parser.parse_args(rest)
+    _setup_logging(args)
+    try:
+        return int(module.run(args) or 0)
+    except GradgroupError as exc:
+        print(f"gradgroup: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("gradgroup: interrupted", file=sys.stderr)
+        return 130

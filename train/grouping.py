@@ -1,0 +1,153 @@
+"""Gradual grouping: a dense convolution that becomes a true grouped one.
+
+``GradualGroupConv2d`` holds a dense weight W and a target group count G and computes
+``conv(x, W * M(alpha))`` with ``M(alpha) = B + alpha * (1 - B)``, B the block-diagonal group mask
+(G = channels gives depthwise). Training lowers alpha from 1 to 0; at alpha = 0 the layer is
+replaced by a plain ``nn.Conv2d(groups=G)`` holding only the diagonal blocks, which computes exactly
+the same function.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gradgroup.deploy.errors import InputError, RunError
+
+log = logging.getLogger(__name__)
+
+
+class Form(str, Enum):
+    """How the grouped layers of a model are built."""
+
+    GRADUAL = "gradual"  # dense weight with an alpha mask, alpha starts at 1
+    GROUPED = "grouped"  # true nn.Conv2d(groups=G) from the start (grouped from scratch)
+
+
+def block_diagonal_mask(out_channels: int, in_channels: int, groups: int) -> torch.Tensor:
+    """(out, in, 1, 1) float mask with ones on the ``groups`` diagonal blocks."""
+    out_idx = torch.arange(out_channels) // (out_channels // groups)
+    in_idx = torch.arange(in_channels) // (in_channels // groups)
+    return (out_idx[:, None] == in_idx[None, :]).float()[:, :, None, None]
+
+
+class GradualGroupConv2d(nn.Module):
+    """Dense conv whose cross-group weights are scaled by ``alpha`` (a buffer, saved in state)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        groups: int,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise InputError(
+                f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
+            )
+        # A dense conv gives the initialization a grouped conv of the same fan-in would not have;
+        # the dense optimization space is the point of the method.
+        dense = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, 1, bias)
+        self.weight = dense.weight
+        self.bias = dense.bias
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride = dense.kernel_size, dense.stride
+        self.padding, self.dilation = dense.padding, dense.dilation
+        self.register_buffer("alpha", torch.tensor(1.0))
+        self.register_buffer(
+            "group_mask", block_diagonal_mask(out_channels, in_channels, groups), persistent=False
+        )
+
+    def mask(self) -> torch.Tensor:
+        """M(alpha) = B + alpha (1 - B), broadcastable over the weight."""
+        return self.group_mask + self.alpha * (1.0 - self.group_mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight * self.mask().to(self.weight.dtype)
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation)
+
+    def to_grouped(self, name: str = "", force: bool = False) -> nn.Conv2d:
+        """The equivalent ``nn.Conv2d(groups=G)``; refused while alpha > 0 unless ``force``."""
+        alpha = float(self.alpha)
+        if alpha > 0 and not force:
+            raise RunError(
+                f"layer {name or '<conv>'} has alpha={alpha:.4g} > 0; train until alpha reaches 0 "
+                "before converting to a grouped conv (or export the dense form)"
+            )
+        conv = nn.Conv2d(
+            self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
+            self.dilation, self.groups, self.bias is not None,
+        ).to(self.weight.device, self.weight.dtype)
+        out_per, in_per = self.out_channels // self.groups, self.in_channels // self.groups
+        with torch.no_grad():
+            blocks = [
+                self.weight[g * out_per : (g + 1) * out_per, g * in_per : (g + 1) * in_per]
+                for g in range(self.groups)
+            ]
+            conv.weight.copy_(torch.cat(blocks, 0))
+            if self.bias is not None:
+                conv.bias.copy_(self.bias)
+        return conv
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"groups={self.groups}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, alpha={float(self.alpha):.4g}"
+        )
+
+
+def group_conv(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int | tuple[int, int],
+    groups: int,
+    form: Form,
+    padding: int | tuple[int, int] = 0,
+    dilation: int | tuple[int, int] = 1,
+) -> nn.Module:
+    """A conv that ends with ``groups`` groups, built in the requested form (groups=1 is dense)."""
+    if groups == 1:
+        return nn.Conv2d(in_channels, out_channels, kernel_size, 1, padding, dilation)
+    if Form(form) is Form.GRADUAL:
+        return GradualGroupConv2d(
+            in_channels, out_channels, kernel_size, groups, padding=padding, dilation=dilation
+        )
+    return nn.Conv2d(in_channels, out_channels, kernel_size, 1, padding, dilation, groups)
+
+
+def gradual_layers(model: nn.Module) -> list[tuple[str, GradualGroupConv2d]]:
+    """All gradual-grouping layers of ``model`` with their qualified names."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, GradualGroupConv2d)]
+
+
+def set_alpha(model: nn.Module, alpha: float) -> None:
+    """Set alpha of every gradual-grouping layer."""
+    for _, layer in gradual_layers(model):
+        layer.alpha.fill_(float(alpha))
+
+
+def get_alpha(model: nn.Module) -> float:
+    """The largest alpha in the model (0.0 when it has no gradual layers left)."""
+    return max((float(m.alpha) for _, m in gradual_layers(model)), default=0.0)
+
+
+def convert_to_grouped(model: nn.Module, force: bool = False) -> int:
+    """Replace every gradual layer by its true grouped conv in place; returns how many changed."""
+    layers = gradual_layers(model)
+    for name, layer in layers:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, layer.to_grouped(name, force=force))
+    if layers:
+        log.debug("converted %d gradual layers to grouped convs", len(layers))
+    return len(layers)

@@ -1,0 +1,85 @@
+"""Alpha schedules for gradual grouping: pure functions of training progress.
+
+Each schedule maps ``t`` in [0, 1] (progress through the decay span) to a factor in [0, 1] that
+moves alpha from ``start`` (t = 0) to ``end`` (t = 1). ``alpha_at`` applies the span and the
+fine-tuning phase that follows it, where alpha is 0.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gradgroup.deploy.errors import InputError
+
+SCHEDULES: dict[str, Callable[[float], float]] = {}
+
+
+def register(name: str) -> Callable[[Callable[[float], float]], Callable[[float], float]]:
+    def wrap(fn: Callable[[float], float]) -> Callable[[float], float]:
+        SCHEDULES[name] = fn
+        return fn
+
+    return wrap
+
+
+@register("linear")
+def linear(t: float) -> float:
+    """Straight line from 1 to 0."""
+    return 1.0 - t
+
+
+@register("cosine")
+def cosine(t: float) -> float:
+    """Half cosine: slow start, fast middle, slow end."""
+    return 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+@register("exponential")
+def exponential(t: float, rate: float = 5.0) -> float:
+    """exp(-rate t), rescaled so it ends exactly at 0."""
+    return (math.exp(-rate * t) - math.exp(-rate)) / (1.0 - math.exp(-rate))
+
+
+@register("step")
+def step(t: float, steps: int = 4) -> float:
+    """Staircase of ``steps`` equal drops; the last step lands on 0 at t = 1."""
+    return 1.0 - min(math.floor(t * steps), steps) / steps
+
+
+@dataclass(frozen=True)
+class AlphaSchedule:
+    """Alpha over iterations: decay from ``start`` to ``end`` between ``begin`` and ``begin + span``.
+
+    After the span alpha stays at ``end`` (0 for fine-tuning as a true grouped model).
+    """
+
+    shape: str = "linear"
+    span: int = 1000
+    begin: int = 0
+    start: float = 1.0
+    end: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.shape not in SCHEDULES:
+            close = difflib.get_close_matches(self.shape, SCHEDULES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InputError(
+                f"unknown alpha schedule {self.shape!r}{hint} (choose from {', '.join(SCHEDULES)})"
+            )
+        if self.span < 1:
+            raise InputError(f"alpha span {self.span} must be at least 1 iteration")
+        if not (0.0 <= self.end <= self.start <= 1.0):
+            raise InputError(f"alpha must fall within [0, 1]: start={self.start}, end={self.end}")
+
+    def __call__(self, iteration: int) -> float:
+        return alpha_at(self, iteration)
+
+
+def alpha_at(schedule: AlphaSchedule, iteration: int) -> float:
+    """Alpha at ``iteration`` (0-based) under ``schedule``."""
+    t = min(max((iteration - schedule.begin) / schedule.span, 0.0), 1.0)
+    factor = SCHEDULES[schedule.shape](t)
+    return schedule.end + (schedule.start - schedule.end) * factor
