@@ -1,0 +1,108 @@
+"""Checkpoints: written atomically, loaded without running code, enough to rebuild the model.
+
+A checkpoint is a dict of tensors and plain data only (``torch.load(weights_only=True)``):
+
+- ``model``: the state dict; ``model_args``: ``{"arch", "num_classes", "form", "converted"}`` so the
+  same module tree can be rebuilt before loading it;
+- ``classes``: class table dict; ``preprocess``: :class:`Preprocess` fields;
+- ``alpha``: current gradual-grouping alpha; ``epoch``, ``iteration``;
+- trainer state (``optimizer``, ``scheduler``, ``rng``, ``config``, ``metrics``) where present.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gradgroup.deploy.classes import CITYSCAPES, ClassTable
+from gradgroup.deploy.errors import InputError
+from gradgroup.deploy.preprocess import Preprocess
+
+from .grouping import Form, convert_to_grouped, get_alpha, gradual_layers, set_alpha
+from .models import create_model
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``path`` atomically: a temp file in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``); raises InputError when it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"checkpoint {path} is not a readable gradgroup checkpoint ({first})") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
+        raise InputError(f"checkpoint {path} has no 'model'/'model_args'; was it written by gradgroup train?")
+    return ckpt
+
+
+def model_state(
+    model: nn.Module, arch: str, classes: ClassTable = CITYSCAPES, preprocess: Preprocess | None = None
+) -> dict[str, Any]:
+    """The model part of a checkpoint: weights plus what is needed to rebuild and deploy them."""
+    raw = getattr(model, "module", model)  # unwrap DDP
+    form = getattr(raw, "form", Form.GROUPED)
+    converted = Form(form) is Form.GRADUAL and not gradual_layers(raw)
+    return {
+        "model": raw.state_dict(),
+        "model_args": {
+            "arch": arch,
+            "num_classes": raw.num_classes,
+            "form": Form(form).value,
+            "converted": converted,
+        },
+        "classes": classes.to_dict(),
+        "preprocess": asdict(preprocess or Preprocess()),
+        "alpha": get_alpha(raw),
+    }
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
+    """Rebuild the model a checkpoint holds (same form, converted or not) and load its weights."""
+    args = ckpt["model_args"]
+    model = create_model(args["arch"], args["num_classes"], args.get("form", "grouped"))
+    if args.get("converted"):
+        set_alpha(model, 0.0)
+        convert_to_grouped(model)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise InputError(f"checkpoint weights do not fit {args['arch']!r}: {str(exc).splitlines()[0]}") from None
+    return model
+
+
+def checkpoint_classes(ckpt: dict[str, Any]) -> ClassTable:
+    """The class table stored in a checkpoint (Cityscapes when absent)."""
+    return ClassTable.from_dict(ckpt["classes"]) if "classes" in ckpt else CITYSCAPES
+
+
+def checkpoint_preprocess(ckpt: dict[str, Any]) -> Preprocess:
+    """The preprocessing stored in a checkpoint (defaults when absent)."""
+    pre = ckpt.get("preprocess")
+    if not pre:
+        return Preprocess()
+    return Preprocess(**{**pre, "mean": tuple(pre["mean"]), "std": tuple(pre["std"])})
