@@ -43,9 +43,13 @@ def save_calibset(path: str | Path, images: np.ndarray, names: list[str], spec: 
     path = Path(path)
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise InputError(f"calibration images must be (N, H, W, 3) uint8, got {images.shape} {images.dtype}")
+        raise InputError(
+            f"calibration images must be (N, H, W, 3) uint8, got {images.shape} {images.dtype}"
+        )
     if images.shape[1:3] != spec.size:
-        raise InputError(f"calibration images are {images.shape[1:3]}, preprocessing says {spec.size}")
+        raise InputError(
+            f"calibration images are {images.shape[1:3]}, preprocessing says {spec.size}"
+        )
     if len(names) != len(images):
         raise InputError(f"{len(names)} names for {len(images)} calibration images")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +57,9 @@ def save_calibset(path: str | Path, images: np.ndarray, names: list[str], spec: 
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez_compressed(
-                f, images=images, names=np.asarray(names, dtype=str),
+                f,
+                images=images,
+                names=np.asarray(names, dtype=str),
                 preprocess=np.asarray(json.dumps(asdict(spec))),
             )
         os.replace(tmp, path)
@@ -74,8 +80,13 @@ def load_calibset(path: str | Path) -> CalibSet:
             names = tuple(str(n) for n in data["names"])
             pre = json.loads(str(data["preprocess"]))
     except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise InputError(f"calibration set {path} is not readable ({exc}); re-run gradgroup export") from None
+        raise InputError(
+            f"calibration set {path} is not readable ({exc}); re-run gradgroup export"
+        ) from None
     spec = Preprocess(**{**pre, "mean": tuple(pre["mean"]), "std": tuple(pre["std"])})
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or not len(images):
-        raise InputError(f"calibration set {path} holds {images.shape} {images.dtype}, expected (N, H, W, 3) uint8")
+        raise InputError(
+            f"calibration set {path} holds {images.shape} {images.dtype}, "
+            "expected (N, H, W, 3) uint8"
+        )
     return CalibSet(images, names, spec)

@@ -76,7 +76,8 @@ class ClassTable:
             palette = tuple(tuple(int(v) for v in c) for c in data["palette"])
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(
-                f"class table is malformed ({exc}); expected {{'names': [...], 'palette': [[r,g,b], ...]}}"
+                f"class table is malformed ({exc}); "
+                "expected {'names': [...], 'palette': [[r,g,b], ...]}"
             ) from None
         if any(len(c) != 3 for c in palette):
             raise InputError("class table palette entries must be [r, g, b] triples")

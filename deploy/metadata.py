@@ -78,7 +78,9 @@ class ModelMeta:
         if not data:
             return None
         try:
-            classes = ClassTable.from_dict({"names": data.pop("classes"), "palette": data.pop("palette")})
+            classes = ClassTable.from_dict(
+                {"names": data.pop("classes"), "palette": data.pop("palette")}
+            )
             pre = data.pop("preprocess")
             pre = Preprocess(**{**pre, "mean": tuple(pre["mean"]), "std": tuple(pre["std"])})
         except (KeyError, TypeError) as exc:

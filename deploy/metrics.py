@@ -17,7 +17,7 @@ class ConfusionMatrix:
         self.matrix = np.zeros((num_classes, num_classes), np.int64)
 
     def update(self, target: np.ndarray, pred: np.ndarray) -> None:
-        """Add a batch of label maps; pixels labelled ``IGNORE_INDEX`` (or out of range) are skipped."""
+        """Add a batch of label maps; ``IGNORE_INDEX`` and out-of-range labels are skipped."""
         target = np.asarray(target).reshape(-1).astype(np.int64)
         pred = np.asarray(pred).reshape(-1).astype(np.int64)
         n = self.num_classes
@@ -34,7 +34,7 @@ class ConfusionMatrix:
 
 @dataclass(frozen=True)
 class SegMetrics:
-    """mIoU over classes present in the ground truth, per-class IoU (NaN when absent), pixel accuracy."""
+    """mIoU over classes present in the ground truth, per-class IoU (NaN if absent), pixel acc."""
 
     miou: float
     iou: tuple[float, ...]

@@ -67,7 +67,9 @@ class Segmenter:
                 model.SerializeToString(), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # ORT raises its own exception types for invalid graphs
-            raise InputError(f"ONNX Runtime cannot load {self.path}: {str(exc).splitlines()[0]}") from None
+            raise InputError(
+                f"ONNX Runtime cannot load {self.path}: {str(exc).splitlines()[0]}"
+            ) from None
         self.input_name = self.session.get_inputs()[0].name
 
     def prepare(self, rgb: np.ndarray) -> np.ndarray:

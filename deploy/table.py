@@ -15,7 +15,10 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str
     widths = _widths(header, rows)
 
     def line(cells: Sequence[object]) -> str:
-        out = [str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        out = [
+            str(c).ljust(w) if i == 0 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths))
+        ]
         return "  ".join(out).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
@@ -24,6 +27,9 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str
 
 def format_markdown(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """GitHub-flavoured markdown table."""
-    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines = [
+        "| " + " | ".join(map(str, header)) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
     return "\n".join(lines)

@@ -20,7 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("gradgroup.train.cli_models", "list the architectures with parameters and MACs"),
     "train": ("gradgroup.train.cli_train", "train a model with gradual grouping"),
     "eval": ("gradgroup.train.cli_eval", "evaluate a checkpoint or ONNX model (mIoU)"),
-    "export": ("gradgroup.export.cli_export", "export a checkpoint to ONNX with true grouped convs"),
+    "export": (
+        "gradgroup.export.cli_export",
+        "export a checkpoint to ONNX with true grouped convs",
+    ),
     "check": ("gradgroup.deploy.cli_check", "list what TIDL would not run on the accelerator"),
     "calib": ("gradgroup.calib.cli_calib", "quantize an ONNX model to int8 (ORT or TIDL)"),
     "bench": ("gradgroup.deploy.cli_bench", "latency and energy benchmark against the fps budget"),
@@ -66,7 +69,9 @@ def _setup_logging(args: argparse.Namespace) -> None:
 def _unknown(name: str) -> int:
     close = difflib.get_close_matches(name, COMMANDS, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    print(f"gradgroup: error: unknown command {name!r}{hint} (see gradgroup --help)", file=sys.stderr)
+    print(
+        f"gradgroup: error: unknown command {name!r}{hint} (see gradgroup --help)", file=sys.stderr
+    )
     return 2
 
 
@@ -118,3 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gradgroup: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        sys.stderr.close()
+        return 0

@@ -25,7 +25,6 @@ def export_tiny_onnx(path, arch="dg4-light", size=TINY_SIZE, num_classes=19, see
     """
     import onnx
     import torch
-
     from gradgroup.deploy.metadata import ModelMeta, write_meta
     from gradgroup.deploy.preprocess import Preprocess
     from gradgroup.train.models import create_model
@@ -38,8 +37,13 @@ def export_tiny_onnx(path, arch="dg4-light", size=TINY_SIZE, num_classes=19, see
                 m.running_mean.uniform_(-0.2, 0.2)
                 m.running_var.uniform_(0.5, 1.5)
     torch.onnx.export(
-        model, torch.zeros(1, 3, *size), str(path), opset_version=17, dynamo=False,
-        input_names=["input"], output_names=["logits"],
+        model,
+        torch.zeros(1, 3, *size),
+        str(path),
+        opset_version=17,
+        dynamo=False,
+        input_names=["input"],
+        output_names=["logits"],
     )
     proto = onnx.load(str(path))
     write_meta(proto, ModelMeta(arch=arch, preprocess=Preprocess(*size)))

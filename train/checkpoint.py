@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-
 from gradgroup.deploy.classes import CITYSCAPES, ClassTable
 from gradgroup.deploy.errors import InputError
 from gradgroup.deploy.preprocess import Preprocess
+from torch import nn
 
 from .grouping import Form, convert_to_grouped, get_alpha, gradual_layers, set_alpha
 from .models import create_model
@@ -54,14 +53,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"checkpoint {path} is not a readable gradgroup checkpoint ({first})") from None
+        raise InputError(
+            f"checkpoint {path} is not a readable gradgroup checkpoint ({first})"
+        ) from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
-        raise InputError(f"checkpoint {path} has no 'model'/'model_args'; was it written by gradgroup train?")
+        raise InputError(
+            f"checkpoint {path} has no 'model'/'model_args'; was it written by gradgroup train?"
+        )
     return ckpt
 
 
 def model_state(
-    model: nn.Module, arch: str, classes: ClassTable = CITYSCAPES, preprocess: Preprocess | None = None
+    model: nn.Module,
+    arch: str,
+    classes: ClassTable = CITYSCAPES,
+    preprocess: Preprocess | None = None,
 ) -> dict[str, Any]:
     """The model part of a checkpoint: weights plus what is needed to rebuild and deploy them."""
     raw = getattr(model, "module", model)  # unwrap DDP
@@ -91,7 +97,9 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
-        raise InputError(f"checkpoint weights do not fit {args['arch']!r}: {str(exc).splitlines()[0]}") from None
+        raise InputError(
+            f"checkpoint weights do not fit {args['arch']!r}: {str(exc).splitlines()[0]}"
+        ) from None
     return model
 
 

@@ -26,8 +26,14 @@ def list_models(names: list[str], size: tuple[int, int], num_classes: int = 19) 
     rows = []
     for name in names:
         count = count_model(create_model(name, num_classes), size)
-        rows.append({"name": name, "params": count.params, "macs": count.macs,
-                     **{f"macs_{k}": count.macs_by_type.get(k, 0) for k in KINDS}})
+        rows.append(
+            {
+                "name": name,
+                "params": count.params,
+                "macs": count.macs,
+                **{f"macs_{k}": count.macs_by_type.get(k, 0) for k in KINDS},
+            }
+        )
     return rows
 
 
@@ -39,8 +45,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     base = rows[0]["macs"]
     table = [
-        [r["name"], f"{r['params']:,}", f"{r['macs'] / 1e9:.3f}",
-         *(f"{r[f'macs_{k}'] / 1e9:.3f}" for k in KINDS), f"{base / r['macs']:.1f}x"]
+        [
+            r["name"],
+            f"{r['params']:,}",
+            f"{r['macs'] / 1e9:.3f}",
+            *(f"{r[f'macs_{k}'] / 1e9:.3f}" for k in KINDS),
+            f"{base / r['macs']:.1f}x",
+        ]
         for r in rows
     ]
     header = ["model", "params", "GMACs", *(f"{k} GMACs" for k in KINDS), f"vs {rows[0]['name']}"]

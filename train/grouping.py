@@ -10,18 +10,17 @@ the same function.
 from __future__ import annotations
 
 import logging
-from enum import Enum
+from enum import StrEnum
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from gradgroup.deploy.errors import InputError, RunError
+from torch import nn
 
 log = logging.getLogger(__name__)
 
 
-class Form(str, Enum):
+class Form(StrEnum):
     """How the grouped layers of a model are built."""
 
     GRADUAL = "gradual"  # dense weight with an alpha mask, alpha starts at 1
@@ -52,11 +51,14 @@ class GradualGroupConv2d(nn.Module):
         super().__init__()
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise InputError(
-                f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
+                f"groups={groups} must divide in_channels={in_channels} "
+                f"and out_channels={out_channels}"
             )
         # A dense conv gives the initialization a grouped conv of the same fan-in would not have;
         # the dense optimization space is the point of the method.
-        dense = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, 1, bias)
+        dense = nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, 1, bias
+        )
         self.weight = dense.weight
         self.bias = dense.bias
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
@@ -84,8 +86,14 @@ class GradualGroupConv2d(nn.Module):
                 "before converting to a grouped conv (or export the dense form)"
             )
         conv = nn.Conv2d(
-            self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
-            self.dilation, self.groups, self.bias is not None,
+            self.in_channels,
+            self.out_channels,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            self.bias is not None,
         ).to(self.weight.device, self.weight.dtype)
         out_per, in_per = self.out_channels // self.groups, self.in_channels // self.groups
         with torch.no_grad():

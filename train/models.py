@@ -1,4 +1,4 @@
-"""The model zoo: ERFNet and the paper's efficient variants, named so any combination can be asked for.
+"""The model zoo: ERFNet and the paper's efficient variants, any combination by name.
 
 Names follow ``<encoder>[-sel<k>][-light]``:
 
@@ -17,9 +17,8 @@ import difflib
 import re
 from dataclasses import asdict, dataclass
 
-from torch import nn
-
 from gradgroup.deploy.errors import InputError
+from torch import nn
 
 from .blocks import (
     Downsampler,
@@ -31,7 +30,9 @@ from .blocks import (
 from .grouping import Form
 
 ENCODER_BLOCKS = 13  # 5 x NB(64) + 8 x NB(128)
-_NAME = re.compile(r"^(?P<enc>erfnet|d|dg(?P<g>\d+)(?P<s>s)?)(?:-sel(?P<k>\d+))?(?P<light>-light)?$")
+_NAME = re.compile(
+    r"^(?P<enc>erfnet|d|dg(?P<g>\d+)(?P<s>s)?)(?:-sel(?P<k>\d+))?(?P<light>-light)?$"
+)
 
 # The names `gradgroup models` lists: the paper's rows (* = applied to every encoder block) and
 # their light-decoder ("proposed") forms. Any name the grammar accepts can still be built.
@@ -68,7 +69,9 @@ def parse_arch(name: str) -> ArchSpec:
         )
     groups = int(match["g"]) if match["g"] else 1
     if groups not in (1, 2, 4, 8, 16, 32, 64) or (match["g"] and groups < 2):
-        raise InputError(f"model {name!r}: groups must be a power of two from 2 to 64, got {groups}")
+        raise InputError(
+            f"model {name!r}: groups must be a power of two from 2 to 64, got {groups}"
+        )
     dense = int(match["k"] or 0)
     if dense > ENCODER_BLOCKS:
         raise InputError(f"model {name!r}: -sel{dense} exceeds the {ENCODER_BLOCKS} encoder blocks")
@@ -115,7 +118,9 @@ class ERFNet(nn.Module):
     def _decoder_stage(self, in_channels: int, out_channels: int) -> list[nn.Module]:
         if self.spec.light_decoder:
             up: nn.Module = LightUpsampler(in_channels, out_channels)
-            blocks = [SeparableNonBottleneck(out_channels, 0.0, 1, form=self.form) for _ in range(2)]
+            blocks = [
+                SeparableNonBottleneck(out_channels, 0.0, 1, form=self.form) for _ in range(2)
+            ]
         else:
             up = Upsampler(in_channels, out_channels)
             blocks = [NonBottleneck1D(out_channels, 0.0, 1) for _ in range(2)]

@@ -51,7 +51,7 @@ def step(t: float, steps: int = 4) -> float:
 
 @dataclass(frozen=True)
 class AlphaSchedule:
-    """Alpha over iterations: decay from ``start`` to ``end`` between ``begin`` and ``begin + span``.
+    """Alpha per iteration: from ``start`` to ``end`` between ``begin`` and ``begin + span``.
 
     After the span alpha stays at ``end`` (0 for fine-tuning as a true grouped model).
     """

@@ -1,0 +1,95 @@
+"""Gradual-grouping conv: the mask, exact conversion to grouped convs, refusal at alpha > 0."""
+
+import pytest
+import torch
+from gradgroup.deploy.errors import InputError, RunError
+from gradgroup.train.grouping import (
+    Form,
+    GradualGroupConv2d,
+    block_diagonal_mask,
+    convert_to_grouped,
+    get_alpha,
+    group_conv,
+    set_alpha,
+)
+from torch import nn
+
+CASES = [
+    # (in, out, kernel, groups, padding, dilation)
+    (8, 8, 1, 2, 0, 1),
+    (8, 8, 1, 4, 0, 1),
+    (8, 16, 1, 4, 0, 1),  # in != out
+    (16, 8, 1, 8, 0, 1),
+    (8, 8, (3, 1), 8, (1, 0), 1),  # depthwise 3x1
+    (8, 8, (1, 3), 8, (0, 1), 1),  # depthwise 1x3
+    (8, 8, (3, 1), 8, (4, 0), (4, 1)),  # dilated depthwise
+    (8, 8, (1, 3), 2, (0, 2), (1, 2)),  # dilated grouped
+    (12, 6, 3, 3, 1, 1),
+]
+
+
+def test_block_diagonal_mask_shape_and_blocks():
+    mask = block_diagonal_mask(6, 4, 2)[:, :, 0, 0]
+    expected = torch.tensor([[1, 1, 0, 0]] * 3 + [[0, 0, 1, 1]] * 3, dtype=torch.float32)
+    assert torch.equal(mask, expected)
+
+
+@pytest.mark.parametrize("cin,cout,k,g,pad,dil", CASES)
+def test_conversion_at_alpha_zero_is_exact(cin, cout, k, g, pad, dil):
+    torch.manual_seed(0)
+    layer = GradualGroupConv2d(cin, cout, k, g, padding=pad, dilation=dil)
+    layer.alpha.fill_(0.0)
+    x = torch.randn(2, cin, 11, 9)
+    grouped = layer.to_grouped("layer")
+    assert isinstance(grouped, nn.Conv2d) and grouped.groups == g
+    assert grouped.weight.shape[1] == cin // g
+    torch.testing.assert_close(grouped(x), layer(x), rtol=1e-5, atol=1e-5)
+
+
+def test_alpha_one_is_the_dense_conv_and_alpha_scales_cross_group_weights():
+    torch.manual_seed(0)
+    layer = GradualGroupConv2d(4, 4, 1, 2, bias=False)
+    x = torch.randn(1, 4, 5, 5)
+    dense = nn.functional.conv2d(x, layer.weight)
+    torch.testing.assert_close(layer(x), dense)
+    layer.alpha.fill_(0.25)
+    mask = layer.mask()[:, :, 0, 0]
+    assert mask[0, 0] == 1 and mask[0, 3] == pytest.approx(0.25)
+
+
+def test_gradients_flow_to_cross_group_weights_only_while_alpha_positive():
+    layer = GradualGroupConv2d(4, 4, 1, 2, bias=False)
+    layer.alpha.fill_(0.0)
+    layer(torch.randn(1, 4, 3, 3)).sum().backward()
+    grad = layer.weight.grad[:, :, 0, 0]
+    assert torch.all(grad[:2, 2:] == 0) and torch.any(grad[:2, :2] != 0)
+
+
+def test_conversion_refused_while_alpha_positive_names_layer():
+    model = nn.Sequential(GradualGroupConv2d(4, 4, 1, 2))
+    model[0].alpha.fill_(0.3)
+    with pytest.raises(RunError, match=r"layer 0 has alpha=0\.3"):
+        convert_to_grouped(model)
+    assert convert_to_grouped(model, force=True) == 1
+
+
+def test_alpha_is_saved_in_state_dict_and_helpers():
+    model = nn.Sequential(GradualGroupConv2d(4, 4, 1, 2), GradualGroupConv2d(4, 4, 1, 4))
+    set_alpha(model, 0.5)
+    assert get_alpha(model) == 0.5
+    state = model.state_dict()
+    assert float(state["0.alpha"]) == 0.5 and "0.group_mask" not in state
+    set_alpha(model, 0.0)
+    assert convert_to_grouped(model) == 2 and get_alpha(model) == 0.0
+
+
+def test_group_conv_forms():
+    assert isinstance(group_conv(4, 4, 1, 2, Form.GRADUAL), GradualGroupConv2d)
+    conv = group_conv(4, 4, 1, 2, Form.GROUPED)
+    assert isinstance(conv, nn.Conv2d) and conv.groups == 2
+    assert group_conv(4, 4, 1, 1, Form.GRADUAL).groups == 1
+
+
+def test_invalid_groups_rejected():
+    with pytest.raises(InputError, match="must divide"):
+        GradualGroupConv2d(6, 4, 1, 4)
