@@ -1,0 +1,119 @@
+"""Shared contracts in deploy: classes, preprocessing, metadata, calibration sets, metrics."""
+
+import numpy as np
+import onnx
+import pytest
+
+from gradgroup.deploy.calibset import load_calibset, save_calibset
+from gradgroup.deploy.classes import CITYSCAPES, ClassTable, cityscapes_label_lut, colorize
+from gradgroup.deploy.errors import InputError
+from gradgroup.deploy.metadata import ModelMeta, read_meta, write_meta
+from gradgroup.deploy.metrics import ConfusionMatrix
+from gradgroup.deploy.preprocess import Preprocess, normalize, parse_size, preprocess, resize_frame
+
+
+def test_cityscapes_table_and_label_lut():
+    assert CITYSCAPES.num_classes == 19 and CITYSCAPES.names[0] == "road"
+    lut = cityscapes_label_lut()
+    assert lut[7] == 0 and lut[33] == 18 and lut[0] == 255 and lut[34] == 255
+
+
+def test_colorize_matches_palette_and_blacks_out_ignore():
+    ids = np.random.default_rng(0).integers(0, 19, (37, 53)).astype(np.uint8)
+    ids[0, 0] = 255
+    rgb = colorize(ids)
+    assert np.array_equal(rgb, CITYSCAPES.palette_array()[ids])
+    assert rgb[0, 0].tolist() == [0, 0, 0] and rgb.shape == (37, 53, 3)
+
+
+def test_class_table_validation(tmp_path):
+    with pytest.raises(InputError, match="2 names but 1 colours"):
+        ClassTable(("a", "b"), ((0, 0, 0),))
+    path = tmp_path / "classes.json"
+    path.write_text('{"names": ["a"]}')
+    with pytest.raises(InputError, match="malformed"):
+        ClassTable.load(path)
+
+
+def test_preprocess_resizes_reorders_and_normalizes():
+    spec = Preprocess(4, 6, mean=(10.0, 20.0, 30.0), std=(2.0, 4.0, 5.0))
+    bgr = np.zeros((8, 12, 3), np.uint8)
+    bgr[..., 0] = 50  # blue
+    rgb = resize_frame(bgr, spec)
+    assert rgb.shape == (4, 6, 3) and rgb[0, 0].tolist() == [0, 0, 50]
+    x = preprocess(bgr, spec)
+    assert x.shape == (1, 3, 4, 6) and x.dtype == np.float32
+    assert x[0, :, 0, 0].tolist() == pytest.approx([-5.0, -5.0, 4.0])
+    nhwc = normalize(rgb, Preprocess(4, 6, layout="NHWC", color_order="BGR"))
+    assert nhwc.shape == (1, 4, 6, 3)
+
+
+@pytest.mark.parametrize(
+    "frame,match",
+    [
+        (np.zeros((4, 4), np.uint8), "expected \\(H, W, 3\\)"),
+        (np.zeros((4, 4, 3), np.float32), "dtype is float32"),
+        (np.zeros((0, 4, 3), np.uint8), "empty"),
+    ],
+)
+def test_bad_frames_rejected(frame, match):
+    with pytest.raises(InputError, match=match):
+        preprocess(frame, Preprocess(4, 4))
+
+
+def test_parse_size():
+    assert parse_size("512x1024") == (512, 1024)
+    with pytest.raises(InputError):
+        parse_size("512")
+
+
+def _tiny_graph() -> onnx.ModelProto:
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 16])
+    return helper.make_model(
+        helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    )
+
+
+def test_metadata_roundtrip_and_fallback(caplog):
+    model = _tiny_graph()
+    meta = ModelMeta(
+        arch="dg4-light", preprocess=Preprocess(8, 16), alpha=0.0, params=5, extra={"miou": 0.5}
+    )
+    write_meta(model, meta)
+    write_meta(model, meta)  # rewriting replaces, never duplicates
+    assert sum(p.key == "gradgroup.arch" for p in model.metadata_props) == 1
+    back = read_meta(model)
+    assert back == meta
+    bare = _tiny_graph()
+    fallback = read_meta(bare)
+    assert fallback.preprocess.size == (8, 16) and fallback.classes == CITYSCAPES
+    assert "no gradgroup metadata" in caplog.text
+
+
+def test_calibset_roundtrip_and_errors(tmp_path):
+    spec = Preprocess(4, 6)
+    images = np.random.default_rng(0).integers(0, 255, (3, 4, 6, 3)).astype(np.uint8)
+    path = save_calibset(tmp_path / "c.npz", images, ["a", "b", "c"], spec)
+    calib = load_calibset(path)
+    assert len(calib) == 3 and calib.names == ("a", "b", "c") and calib.preprocess == spec
+    assert calib.model_input(0).shape == (1, 3, 4, 6)
+    assert calib.model_input(1, "uint8").dtype == np.uint8
+    with pytest.raises(InputError, match="preprocessing says"):
+        save_calibset(tmp_path / "d.npz", images, ["a", "b", "c"], Preprocess(5, 6))
+    (tmp_path / "bad.npz").write_bytes(b"junk")
+    with pytest.raises(InputError, match="not readable"):
+        load_calibset(tmp_path / "bad.npz")
+
+
+def test_confusion_matrix_ignores_255_and_computes_iou():
+    cm = ConfusionMatrix(3)
+    target = np.array([0, 0, 1, 1, 2, 255])
+    pred = np.array([0, 1, 1, 1, 0, 2])
+    cm.update(target, pred)
+    result = cm.result()
+    assert result.iou[0] == pytest.approx(1 / 3) and result.iou[1] == pytest.approx(2 / 3)
+    assert result.iou[2] == 0.0 and result.pixel_accuracy == pytest.approx(3 / 5)
+    assert result.miou == pytest.approx((1 / 3 + 2 / 3 + 0) / 3)
