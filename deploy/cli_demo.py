@@ -1,0 +1,88 @@
+"""``gradgroup demo``: live segmentation from a camera, video, folder or synthetic scenes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+
+EXAMPLES = """keys (window): q/Esc quit, space pause, s snapshot
+examples:
+  gradgroup demo dg4.int8.onnx --source synthetic
+  gradgroup demo dg4.int8.onnx --source 0 --out run.mp4
+  gradgroup demo dg4.onnx --source drive.mp4 --no-show --out drive_seg.mp4 --json
+  gradgroup demo dg4.onnx --source frames/ --no-show --out seg.mp4 --max-frames 100
+"""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLES
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("model", help="ONNX model exported by gradgroup")
+    parser.add_argument(
+        "--source",
+        default="synthetic",
+        help="'synthetic', a camera index or /dev/videoN, a video file, an image folder, "
+        "or a GStreamer/RTSP string (default: synthetic)",
+    )
+    parser.add_argument(
+        "--size",
+        help="HxW of synthetic frames or the resolution asked of a camera (files: own size)",
+    )
+    parser.add_argument(
+        "--opacity", type=float, default=0.5, help="class colour weight 0..1 (default: 0.5)"
+    )
+    parser.add_argument(
+        "--fps-target", type=float, default=30.0, help="frame budget 1000/fps ms (default: 30)"
+    )
+    parser.add_argument("--no-show", action="store_true", help="headless: no window")
+    parser.add_argument("--out", help="write the annotated video (.mp4/.avi/.mkv)")
+    parser.add_argument("--max-frames", type=int, help="stop after N processed frames")
+    parser.add_argument(
+        "--snapshot-dir", default="snapshots", help="where 's' saves PNGs (default: snapshots)"
+    )
+    parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
+    parser.add_argument(
+        "--provider", choices=("cpu", "tidl"), default="cpu", help="execution provider"
+    )
+    parser.add_argument("--artifacts", help="TIDL artifacts folder (with --provider tidl)")
+    parser.add_argument("--seed", type=int, default=0, help="synthetic source seed (default: 0)")
+    parser.add_argument("--no-legend", action="store_true", help="do not draw the class legend")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    from .demo import DemoConfig, run_demo
+    from .preprocess import parse_size
+
+    cfg = DemoConfig(
+        opacity=args.opacity,
+        fps_target=args.fps_target,
+        show=not args.no_show,
+        out=args.out,
+        max_frames=args.max_frames,
+        snapshot_dir=args.snapshot_dir,
+        size=parse_size(args.size) if args.size else None,
+        threads=args.threads,
+        provider=args.provider,
+        artifacts=args.artifacts,
+        seed=args.seed,
+        legend=not args.no_legend,
+        progress=not args.json,
+    )
+    # A service manager stops with SIGTERM: take the Ctrl-C path so the video is finished too.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = run_demo(args.model, args.source, cfg)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.table())
+        print(result.line())
+    return 130 if result.interrupted else 0
