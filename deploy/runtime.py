@@ -11,16 +11,31 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from .classes import colorize
-from .errors import InputError
+from .errors import InputError, MissingDependencyError
 from .metadata import ModelMeta, read_meta
 from .preprocess import check_frame, normalize, resize_frame, to_layout
 
 log = logging.getLogger(__name__)
+
+PROVIDERS = ("cpu", "tidl")
+# Our names -> onnxruntime.GraphOptimizationLevel members.
+OPT_LEVELS = {
+    "all": "ORT_ENABLE_ALL",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "basic": "ORT_ENABLE_BASIC",
+    "disabled": "ORT_DISABLE_ALL",
+}
+TIDL_EP = "TIDLExecutionProvider"
+TIDL_HOWTO = (
+    "install TI's onnxruntime build (the onnxruntime_tidl wheel set up by edgeai-tidl-tools' "
+    "setup.sh, or the Processor SDK image on the board)"
+)
 
 
 def load_onnx(path: str | Path):
@@ -50,27 +65,78 @@ class Segmenter:
 
     Args:
         model_path: an ONNX file exported by gradgroup (others work with default metadata).
+        provider: "cpu" (ORT's CPU provider) or "tidl" (TI's ``TIDLExecutionProvider`` on the
+            C7x/MMA, CPU for the rest; needs TI's onnxruntime build and compiled artifacts).
         threads: intra-op threads (None: ORT's default).
+        artifacts: TIDL artifacts folder (``artifacts_folder``) made by TIDL compilation.
+        graph_optimization: ORT graph optimization level: "all", "extended", "basic", "disabled".
+        optimized_model_path: where ORT saves the graph it actually runs (for inspection).
+        tidl_options: further TIDL provider options by TI's names (``debug_level``, ``priority``,
+            ``max_pre_empt_delay``, ``core_number``, ...); values are passed as given.
+
+    Raises:
+        InputError: missing/corrupt model, bad option, missing artifacts folder.
+        MissingDependencyError: ``provider="tidl"`` on an onnxruntime without TIDL.
     """
 
-    def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model_path: str | Path,
+        provider: str = "cpu",
+        threads: int | None = None,
+        artifacts: str | Path | None = None,
+        graph_optimization: str = "all",
+        optimized_model_path: str | Path | None = None,
+        tidl_options: dict[str, Any] | None = None,
+    ) -> None:
         import onnxruntime as ort
 
+        if provider not in PROVIDERS:
+            raise InputError(f"provider {provider!r} is not one of {', '.join(PROVIDERS)}")
+        if graph_optimization not in OPT_LEVELS:
+            raise InputError(
+                f"graph optimization {graph_optimization!r} is not one of {', '.join(OPT_LEVELS)}"
+            )
+        if threads is not None and threads < 0:
+            raise InputError(f"threads={threads} must be 0 (ORT default) or more")
         self.path = Path(model_path)
+        self.provider = provider
         model = load_onnx(self.path)
         self.meta: ModelMeta = read_meta(model)
+        _check_meta_matches_graph(self.meta, model, self.path)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        options.graph_optimization_level = getattr(
+            ort.GraphOptimizationLevel, OPT_LEVELS[graph_optimization]
+        )
+        if optimized_model_path:
+            options.optimized_model_filepath = str(optimized_model_path)
+        providers, provider_options = _providers(provider, artifacts, tidl_options)
+        # TI's examples open the file by path; the CPU provider takes the already-checked bytes.
+        source = str(self.path) if provider == "tidl" else model.SerializeToString()
         try:
             self.session = ort.InferenceSession(
-                model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+                source,
+                options,
+                providers=providers,
+                provider_options=provider_options,
             )
         except Exception as exc:  # ORT raises its own exception types for invalid graphs
-            raise InputError(
-                f"ONNX Runtime cannot load {self.path}: {str(exc).splitlines()[0]}"
-            ) from None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"ONNX Runtime cannot load {self.path}: {first}") from None
         self.input_name = self.session.get_inputs()[0].name
+        self.threads = threads
+
+    @property
+    def providers(self) -> list[str]:
+        """Execution providers of the session, in priority order."""
+        return self.session.get_providers()
+
+    def ti_benchmark(self) -> dict[str, int] | None:
+        """TIDL per-run counters of the last run (``get_TI_benchmark_data``), None off TIDL."""
+        getter = getattr(self.session, "get_TI_benchmark_data", None)
+        return dict(getter()) if getter is not None else None
 
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 RGB at model size -> the model's input tensor (normalized float or raw uint8)."""
@@ -80,12 +146,21 @@ class Segmenter:
 
     def class_ids(self, output: np.ndarray) -> np.ndarray:
         """Model output (logits or argmax) -> (H, W) uint8 class ids at model size."""
+        if output.ndim == 3:  # argmax without keepdims: (N, H, W)
+            return output[0].astype(np.uint8, copy=False)
         if self.meta.output == "argmax" or output.shape[1] == 1:
-            return output[0, 0].astype(np.uint8)
-        return output[0].argmax(0).astype(np.uint8)
+            return output[0, 0].astype(np.uint8, copy=False)
+        return _argmax_channels(output[0])
 
     def predict_rgb(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 RGB already at model size -> (H, W) uint8 class ids."""
+        check_frame(rgb)
+        if rgb.shape[:2] != self.meta.preprocess.size:
+            h, w = self.meta.preprocess.size
+            raise InputError(
+                f"frame is {rgb.shape[0]}x{rgb.shape[1]}, predict_rgb needs the model size "
+                f"{h}x{w}; call the Segmenter on the frame to resize it"
+            )
         out = self.session.run(None, {self.input_name: self.prepare(rgb)})[0]
         return self.class_ids(out)
 
@@ -108,3 +183,69 @@ class Segmenter:
         """Blend the colourized class map over a BGR frame (same size)."""
         colour = cv2.cvtColor(colorize(class_map, self.meta.classes), cv2.COLOR_RGB2BGR)
         return cv2.addWeighted(frame, 1.0 - opacity, colour, opacity, 0.0)
+
+
+def _argmax_channels(logits: np.ndarray) -> np.ndarray:
+    """(C, H, W) -> (H, W) uint8 argmax, first maximum on ties (same as ``argmax(0)``).
+
+    A running maximum over channel planes touches contiguous memory only; numpy's argmax over
+    the leading axis is about 2x slower on a (19, 256, 512) output, which is the post-processing
+    budget of a whole frame.
+    """
+    best = logits[0].copy()
+    ids = np.zeros(logits.shape[1:], np.uint8)
+    for k in range(1, logits.shape[0]):
+        np.putmask(ids, logits[k] > best, k)
+        np.maximum(best, logits[k], out=best)
+    return ids
+
+
+def _providers(
+    provider: str, artifacts: str | Path | None, tidl_options: dict[str, Any] | None
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """ORT provider list and options for ``provider`` (TI's option names for TIDL)."""
+    import onnxruntime as ort
+
+    if provider == "cpu":
+        if tidl_options or artifacts:
+            log.warning("TIDL artifacts/options are ignored with provider 'cpu'")
+        return ["CPUExecutionProvider"], [{}]
+    available = ort.get_available_providers()
+    if TIDL_EP not in available:
+        raise MissingDependencyError(
+            f"{TIDL_EP} is not in this onnxruntime {ort.__version__} "
+            f"(it has {', '.join(available)}); {TIDL_HOWTO}"
+        )
+    if artifacts is None:
+        raise InputError("provider 'tidl' needs the artifacts folder made by TIDL compilation")
+    if not Path(artifacts).is_dir():
+        raise InputError(
+            f"TIDL artifacts folder {artifacts} does not exist; compile the model first"
+        )
+    options: dict[str, Any] = {"artifacts_folder": str(artifacts), "debug_level": 0}
+    options.update(tidl_options or {})
+    # TI's runtime reads every option as a string.
+    options = {k: str(v) for k, v in options.items()}
+    return [TIDL_EP, "CPUExecutionProvider"], [options, {}]
+
+
+def _check_meta_matches_graph(meta: ModelMeta, model: Any, path: Path) -> None:
+    """Refuse a model whose metadata input size/dtype contradicts its graph input."""
+    t = model.graph.input[0].type.tensor_type
+    dims = [d.dim_value for d in t.shape.dim]
+    spec = meta.preprocess
+    want = (spec.height, spec.width)
+    got = None
+    if len(dims) == 4:
+        got = (dims[2], dims[3]) if spec.layout == "NCHW" else (dims[1], dims[2])
+    if got and all(got) and tuple(got) != want:
+        raise InputError(
+            f"model {path}: metadata says input {want[0]}x{want[1]} but the graph input is "
+            f"{got[0]}x{got[1]}; re-export the model"
+        )
+    graph_dtype = "uint8" if t.elem_type == 2 else "float32" if t.elem_type == 1 else None
+    if graph_dtype and graph_dtype != meta.input_dtype:
+        raise InputError(
+            f"model {path}: metadata says {meta.input_dtype} input but the graph takes "
+            f"{graph_dtype}; re-export the model"
+        )

@@ -1,0 +1,159 @@
+"""Benchmark reports: side-by-side tables (text / markdown) and JSON, ratios against the baseline.
+
+Absolute milliseconds belong to one machine; the ratio columns (``x base``, the first model = 1.00)
+are what compare across machines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .bench import BenchConfig, BenchRow, SystemInfo
+from .table import format_markdown, format_table
+
+LATENCY_HEADER = (
+    "model", "prec", "GMACs", "params", "infer p50", "infer p99", "frame p50", "frame p99",
+    "± std", "FPS", ">budget infer/frame", "p99 infer/frame", "infer x base", "frame x base",
+)  # fmt: skip
+ENERGY_HEADER = (
+    "model", "file MB", "peak act MB", "compute mJ", "SRAM mJ", "DRAM mJ", "total mJ",
+    "W @fps", "measured mJ", "energy x base", "MACs x base", "mIoU",
+)  # fmt: skip
+STAGE_HEADER = ("model", "frame HxW", "preprocess ms", "inference ms", "postprocess ms", "frames")
+
+
+def _ratio(value: float, base: float) -> str:
+    ratio = value / base if base else None
+    return "-" if ratio is None else f"{ratio:.2f}" if ratio >= 0.1 else f"{ratio:.2g}"
+
+
+def _verdict(passed: bool) -> str:
+    return "pass" if passed else "FAIL"
+
+
+def latency_rows(rows: list[BenchRow]) -> list[list[str]]:
+    """Latency table cells (ms), ratios against the first row."""
+    base = rows[0]
+    out = []
+    for r in rows:
+        out.append([
+            r.name, r.precision, f"{r.macs / 1e9:.3f}", f"{r.params:,}",
+            f"{r.inference.p50:.2f}", f"{r.inference.p99:.2f}",
+            f"{r.frame.p50:.2f}", f"{r.frame.p99:.2f}", f"{r.frame.std:.2f}",
+            f"{r.frame.fps:.1f}",
+            f"{100 * r.inference.over_budget:.0f}% / {100 * r.frame.over_budget:.0f}%",
+            f"{_verdict(r.inference.passed)} / {_verdict(r.frame.passed)}",
+            _ratio(r.inference.p50, base.inference.p50), _ratio(r.frame.p50, base.frame.p50),
+        ])  # fmt: skip
+    return out
+
+
+def energy_rows(rows: list[BenchRow]) -> list[list[str]]:
+    """Model-facts and energy cells (estimates unless the column says measured)."""
+    base = rows[0]
+    out = []
+    for r in rows:
+        e = r.energy
+        measured = r.measured.get("rapl_package_mj_per_frame")
+        out.append([
+            r.name, f"{r.file_bytes / 1e6:.2f}", f"{r.peak_activation_bytes / 1e6:.2f}",
+            f"{e.compute_mj:.3f}", f"{e.sram_mj:.3f}", f"{e.dram_mj:.3f}", f"{e.total_mj:.3f}",
+            f"{e.watts:.3f}", f"{measured:.1f}" if measured is not None else "-",
+            _ratio(e.total_mj, base.energy.total_mj), _ratio(r.macs, base.macs),
+            f"{r.miou:.3f}" if r.miou is not None else "-",
+        ])  # fmt: skip
+    return out
+
+
+def stage_rows(rows: list[BenchRow]) -> list[list[str]]:
+    """Mean time per stage of the whole frame."""
+    return [
+        [r.name, f"{r.frame_size[0]}x{r.frame_size[1]}", *(f"{r.stages_ms[k]:.2f}"
+         for k in ("preprocess", "inference", "postprocess")), str(r.frames)]
+        for r in rows
+    ]  # fmt: skip
+
+
+def header_lines(info: SystemInfo) -> list[str]:
+    """Machine and budget lines printed above the tables."""
+    return [
+        f"threads {info.threads} · provider {info.provider} · CPU {info.cpu} · "
+        f"onnxruntime {info.onnxruntime} · {info.platform}",
+        f"budget {info.budget_ms:.1f} ms/frame ({info.fps_target:g} fps); pass = p99 within budget "
+        "(inference alone / whole frame = preprocess + inference + postprocess)",
+        "energy columns are estimates (DESIGN.md energy model) except 'measured' "
+        "(RAPL package energy)",
+    ]
+
+
+def format_report(rows: list[BenchRow], info: SystemInfo) -> str:
+    """The plain-text report the CLI prints."""
+    parts = header_lines(info)
+    parts += ["", "latency (ms)", format_table(LATENCY_HEADER, latency_rows(rows))]
+    parts += ["", "stages (mean ms)", format_table(STAGE_HEADER, stage_rows(rows))]
+    parts += [
+        "",
+        "model facts and energy per frame",
+        format_table(ENERGY_HEADER, energy_rows(rows)),
+    ]
+    ti = [r for r in rows if "ti_ddr_mb_per_frame" in r.measured]
+    for r in ti:
+        parts.append(
+            f"{r.name}: TIDL DDR {r.measured['ti_ddr_mb_per_frame']:.2f} MB/frame -> "
+            f"{r.measured['ti_dram_mj_per_frame']:.3f} mJ DRAM (measured bytes)"
+        )
+    return "\n".join(parts)
+
+
+def format_markdown_report(rows: list[BenchRow], info: SystemInfo) -> str:
+    """The same report as GitHub markdown."""
+    parts = [f"_{line}_\n" for line in header_lines(info)]
+    parts += ["**latency (ms)**\n", format_markdown(LATENCY_HEADER, latency_rows(rows)), ""]
+    parts += ["**stages (mean ms)**\n", format_markdown(STAGE_HEADER, stage_rows(rows)), ""]
+    parts += ["**model facts and energy per frame**\n"]
+    parts += [format_markdown(ENERGY_HEADER, energy_rows(rows)), ""]
+    return "\n".join(parts)
+
+
+def report_dict(rows: list[BenchRow], info: SystemInfo, cfg: BenchConfig) -> dict[str, Any]:
+    """JSON-ready report: system, config, rows (with raw samples) and ratios to the baseline."""
+    base = rows[0]
+    out_rows = []
+    for r in rows:
+        d = asdict(r)
+        d["energy"]["label"] = "estimate"
+        d["measured_label"] = "measured"
+        d["ratios"] = {
+            "inference_p50": r.inference.p50 / base.inference.p50,
+            "frame_p50": r.frame.p50 / base.frame.p50,
+            "energy": r.energy.total_mj / base.energy.total_mj if base.energy.total_mj else None,
+            "macs": r.macs / base.macs if base.macs else None,
+        }
+        out_rows.append(d)
+    return {"system": asdict(info), "config": asdict(cfg), "baseline": base.name, "rows": out_rows}
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a file atomically (temp file + rename), so a failure leaves nothing behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | Path, rows: list[BenchRow], info: SystemInfo, cfg: BenchConfig) -> Path:
+    """Write :func:`report_dict` as JSON."""
+    return write_text(path, json.dumps(report_dict(rows, info, cfg), indent=2) + "\n")

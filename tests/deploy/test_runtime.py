@@ -1,0 +1,212 @@
+"""The board runtime: float/uint8 inputs, logits/argmax outputs, fp32/int8, and its errors."""
+
+import logging
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from gradgroup.deploy.errors import InputError, MissingDependencyError
+from gradgroup.deploy.metadata import ModelMeta, read_meta, write_meta
+from gradgroup.deploy.runtime import Segmenter
+
+H, W = 32, 64
+
+
+def frame(seed=0, size=(48, 80)):
+    """A BGR camera frame of a size other than the model's (never constant)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+
+
+def uint8_argmax_model(src, dst):
+    """Wrap the tiny model: uint8 NCHW input normalized in-graph, ArgMax output (TI's style)."""
+    model = onnx.load(str(src))
+    meta = read_meta(model)
+    g = model.graph
+    old_in, old_out = g.input[0].name, g.output[0].name
+    mean = np.asarray(meta.preprocess.mean, np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(meta.preprocess.std, np.float32).reshape(1, 3, 1, 1)
+    g.initializer.extend(
+        [numpy_helper.from_array(mean, "mean"), numpy_helper.from_array(std, "std")]
+    )
+    head = [
+        helper.make_node("Cast", ["image"], ["image_f"], to=TensorProto.FLOAT),
+        helper.make_node("Sub", ["image_f", "mean"], ["image_c"]),
+        helper.make_node("Div", ["image_c", "std"], [old_in]),
+    ]
+    tail = [helper.make_node("ArgMax", [old_out], ["ids"], axis=1, keepdims=1)]
+    nodes = head + list(g.node) + tail
+    del g.node[:]
+    g.node.extend(nodes)
+    del g.input[:]
+    g.input.append(helper.make_tensor_value_info("image", TensorProto.UINT8, [1, 3, H, W]))
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 1, H, W]))
+    write_meta(model, ModelMeta(arch=meta.arch, preprocess=meta.preprocess, input_dtype="uint8",
+                                output="argmax"))  # fmt: skip
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+    return dst
+
+
+def int8_model(src, dst):
+    """Real static QDQ quantization of the tiny model with ORT's quantizer (2 frames)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.it = iter(
+                [{"input": rng.standard_normal((1, 3, H, W), np.float32)} for _ in range(2)]
+            )
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
+    return dst
+
+
+@pytest.fixture(scope="module")
+def variants(tiny_onnx, tmp_path_factory):
+    d = tmp_path_factory.mktemp("variants")
+    return {
+        "fp32": tiny_onnx,
+        "uint8_argmax": uint8_argmax_model(tiny_onnx, d / "u8.onnx"),
+        "int8": int8_model(tiny_onnx, d / "int8.onnx"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["fp32", "uint8_argmax", "int8"])
+def test_segments_any_frame_size(variants, kind):
+    seg = Segmenter(variants[kind], threads=1)
+    out = seg(frame())
+    assert out.class_map.shape == (48, 80) and out.class_map.dtype == np.uint8
+    assert out.class_map.max() < 19
+    assert len(np.unique(out.class_map)) > 1  # random BN stats: not a constant map
+    assert set(out.timings) == {"preprocess", "inference", "postprocess"}
+    assert all(v >= 0 for v in out.timings.values())
+    over = seg.overlay(frame(), out.class_map)
+    assert over.shape == (48, 80, 3) and over.dtype == np.uint8
+
+
+def test_uint8_argmax_and_int8_agree_with_fp32(variants):
+    rgb = frame(1, (H, W))
+    ref = Segmenter(variants["fp32"], threads=1).predict_rgb(rgb)
+    u8 = Segmenter(variants["uint8_argmax"], threads=1)
+    assert u8.meta.input_dtype == "uint8" and u8.meta.output == "argmax"
+    assert u8.prepare(rgb).dtype == np.uint8
+    # Same function up to float rounding of the in-graph normalization.
+    assert (u8.predict_rgb(rgb) == ref).mean() > 0.99
+    # Quantization changes the function; it must still mostly agree with fp32.
+    assert (Segmenter(variants["int8"], threads=1).predict_rgb(rgb) == ref).mean() > 0.5
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((32, 64, 4), np.uint8), "shape"),
+        (np.zeros((32, 64), np.uint8), "shape"),
+        (np.zeros((32, 64, 3), np.float32), "dtype"),
+        (np.zeros((0, 64, 3), np.uint8), "empty"),
+        ([[1, 2, 3]], "numpy"),
+    ],
+)
+def test_bad_frames_are_input_errors(tiny_onnx, bad, match):
+    with pytest.raises(InputError, match=match):
+        Segmenter(tiny_onnx, threads=1)(bad)
+
+
+def test_predict_rgb_needs_model_size(tiny_onnx):
+    with pytest.raises(InputError, match="model size 32x64"):
+        Segmenter(tiny_onnx, threads=1).predict_rgb(frame(0, (40, 64)))
+
+
+def test_truncated_and_missing_files(tiny_onnx, tmp_path):
+    data = tiny_onnx.read_bytes()
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(InputError, match="cut.onnx"):
+        Segmenter(cut)
+    with pytest.raises(InputError, match="does not exist"):
+        Segmenter(tmp_path / "nope.onnx")
+
+
+def test_model_without_metadata_warns_and_uses_defaults(tiny_onnx, tmp_path, caplog):
+    model = onnx.load(str(tiny_onnx))
+    del model.metadata_props[:]
+    path = tmp_path / "bare.onnx"
+    onnx.save(model, str(path))
+    with caplog.at_level(logging.WARNING):
+        seg = Segmenter(path, threads=1)
+    assert "no gradgroup metadata" in caplog.text
+    assert seg.meta.preprocess.size == (H, W)  # from the graph input
+    assert seg.meta.classes.num_classes == 19
+    assert seg(frame()).class_map.shape == (48, 80)
+
+
+def test_metadata_contradicting_graph_is_refused(tiny_onnx, tmp_path):
+    model = onnx.load(str(tiny_onnx))
+    meta = read_meta(model)
+    write_meta(model, ModelMeta(arch=meta.arch, preprocess=type(meta.preprocess)(64, 128)))
+    path = tmp_path / "lies.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(InputError, match="metadata says input 64x128"):
+        Segmenter(path)
+
+
+def test_session_options(tiny_onnx, tmp_path):
+    opt = tmp_path / "opt.onnx"
+    seg = Segmenter(tiny_onnx, threads=1, graph_optimization="basic", optimized_model_path=opt)
+    assert opt.is_file() and onnx.load(str(opt)).graph.node
+    assert seg.providers == ["CPUExecutionProvider"]
+    assert seg.ti_benchmark() is None
+    with pytest.raises(InputError, match="graph optimization 'max'"):
+        Segmenter(tiny_onnx, graph_optimization="max")
+    with pytest.raises(InputError, match="provider 'gpu'"):
+        Segmenter(tiny_onnx, provider="gpu")
+
+
+@pytest.mark.skipif(
+    "TIDLExecutionProvider" in ort.get_available_providers(), reason="TI's onnxruntime present"
+)
+def test_tidl_absent_is_a_clear_missing_dependency(tiny_onnx, tmp_path):
+    with pytest.raises(
+        MissingDependencyError, match="TIDLExecutionProvider.*edgeai-tidl-tools"
+    ) as e:
+        Segmenter(tiny_onnx, provider="tidl", artifacts=tmp_path)
+    assert "\n" not in str(e.value)
+
+
+def test_fast_argmax_matches_numpy_with_ties():
+    from gradgroup.deploy.runtime import _argmax_channels
+
+    rng = np.random.default_rng(0)
+    logits = rng.integers(0, 4, (19, 16, 24)).astype(np.float32)  # many ties
+    assert np.array_equal(_argmax_channels(logits), logits.argmax(0).astype(np.uint8))
+
+
+def test_tidl_options_use_ti_names(tmp_path, monkeypatch):
+    from gradgroup.deploy import runtime
+
+    # Only the provider list is faked: this checks the options handed to TI's provider.
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["TIDLExecutionProvider", "CPU"])
+    providers, options = runtime._providers("tidl", tmp_path, {"debug_level": 2, "core_number": 1})
+    assert providers == ["TIDLExecutionProvider", "CPUExecutionProvider"]
+    assert options == [
+        {"artifacts_folder": str(tmp_path), "debug_level": "2", "core_number": "1"},
+        {},
+    ]
+    with pytest.raises(InputError, match="artifacts folder"):
+        runtime._providers("tidl", None, None)
+    with pytest.raises(InputError, match="does not exist"):
+        runtime._providers("tidl", tmp_path / "missing", None)
