@@ -1,0 +1,355 @@
+"""Graph checks and rewrites around quantization.
+
+- :func:`quantized_ops`: is a model already quantized?
+- :func:`fold_bn_into_conv_transpose`: ORT folds BatchNormalization into Conv but not into
+  ConvTranspose; an unfolded BN after a transposed conv stays a float island in an int8 graph.
+- :func:`power_of_two_scales`: round every QDQ scale up to a power of two (TIDL on TDA4VM).
+- :func:`op_census`: how many of each op a graph holds.
+- :func:`ort_runtime_ops`: the ops ONNX Runtime actually runs after its optimizations: how much
+  of an int8 graph became integer kernels, and the float islands and layout Transposes left.
+
+Rewrites return the number of nodes or tensors they changed, so callers can log and tests can
+check that something happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+log = logging.getLogger(__name__)
+
+# Ops that only exist in an already-quantized graph.
+QUANT_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "QLinearAdd",
+        "QLinearConcat",
+        "ConvInteger",
+        "MatMulInteger",
+        "DynamicQuantizeLinear",
+    }
+)
+
+
+def quantized_ops(model: onnx.ModelProto) -> Counter:
+    """Quantization ops present in the graph (empty for a float model)."""
+    return Counter(n.op_type for n in model.graph.node if n.op_type in QUANT_OPS)
+
+
+def op_census(model: onnx.ModelProto) -> dict[str, int]:
+    """Count of each op type, most common first."""
+    return dict(Counter(n.op_type for n in model.graph.node).most_common())
+
+
+def ort_runtime_ops(path: str | Path, threads: int = 1) -> dict[str, Any]:
+    """What ONNX Runtime's CPU provider runs for a model after all graph optimizations.
+
+    QDQ groups ORT fused into integer kernels show up as ``QLinear*``/``Nhwc*`` ops; every
+    ``DequantizeLinear`` left is the start of a float island, every ``Transpose`` ORT's NHWC
+    layout transformer inserted is a copy of a whole tensor.
+
+    Returns:
+        ``{"ops": {op: count}, "int8_ops": n, "float_islands": n, "transposes": n}``.
+    """
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="gradgroup-ortopt-") as tmp:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3  # the "hardware-specific model" warning is expected here
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        ops = Counter(n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node)
+    return {
+        "ops": dict(ops.most_common()),
+        "int8_ops": sum(c for op, c in ops.items() if op.startswith(("QLinear", "Nhwc"))),
+        "float_islands": ops.get("DequantizeLinear", 0),
+        "transposes": ops.get("Transpose", 0),
+    }
+
+
+def _initializers(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
+    return {t.name: t for t in model.graph.initializer}
+
+
+def _set_initializer(model: onnx.ModelProto, name: str, value: np.ndarray) -> None:
+    for i, t in enumerate(model.graph.initializer):
+        if t.name == name:
+            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(value, name))
+            return
+    raise KeyError(name)
+
+
+def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    out: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            out.setdefault(name, []).append(node)
+    return out
+
+
+def fold_bn_into_conv_transpose(model: onnx.ModelProto) -> int:
+    """Fold each BatchNormalization that alone consumes a ConvTranspose output into its weights.
+
+    ``W[ci, co] *= a[co]``, ``b = (b - mean) * a + beta`` with ``a = gamma / sqrt(var + eps)``;
+    the graph computes the same function with one node fewer. Returns the number folded.
+    """
+    inits = _initializers(model)
+    consumers = _consumers(model)
+    graph_outputs = {o.name for o in model.graph.output}
+    folded, remove = 0, []
+    for conv in model.graph.node:
+        if conv.op_type != "ConvTranspose" or conv.output[0] in graph_outputs:
+            continue
+        users = consumers.get(conv.output[0], [])
+        if len(users) != 1 or users[0].op_type != "BatchNormalization":
+            continue
+        bn = users[0]
+        names = list(bn.input[1:5])
+        if len(bn.output) != 1 or not all(n in inits for n in names) or conv.input[1] not in inits:
+            continue
+        gamma, beta, mean, var = (numpy_helper.to_array(inits[n]).astype(np.float64) for n in names)
+        eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+        groups = next((a.i for a in conv.attribute if a.name == "group"), 1)
+        weight = numpy_helper.to_array(inits[conv.input[1]])
+        cin, cout_g = weight.shape[:2]
+        a = gamma / np.sqrt(var + eps)
+        # ConvTranspose weight is (Cin, Cout/g, kh, kw); output channel = group * Cout/g + j.
+        w = weight.reshape(groups, cin // groups, cout_g, *weight.shape[2:]).astype(np.float64)
+        w *= a.reshape(groups, 1, cout_g, *([1] * (weight.ndim - 2)))
+        has_bias = len(conv.input) > 2 and conv.input[2] in inits
+        bias = numpy_helper.to_array(inits[conv.input[2]]) if has_bias else np.zeros(len(a))
+        new_bias = (bias.astype(np.float64) - mean) * a + beta
+        w_name, b_name = conv.input[1] + "_bnfold", conv.output[0] + "_bnfold_bias"
+        model.graph.initializer.append(
+            numpy_helper.from_array(w.reshape(weight.shape).astype(weight.dtype), w_name)
+        )
+        model.graph.initializer.append(numpy_helper.from_array(new_bias.astype(np.float32), b_name))
+        inputs = [conv.input[0], w_name, b_name]
+        del conv.input[:]
+        conv.input.extend(inputs)
+        conv.output[0] = bn.output[0]
+        remove.append(bn)
+        folded += 1
+    for bn in remove:
+        model.graph.node.remove(bn)
+    if folded:
+        _drop_unused_initializers(model)
+    return folded
+
+
+def _drop_unused_initializers(model: onnx.ModelProto) -> None:
+    used = {name for node in model.graph.node for name in node.input}
+    used |= {o.name for o in model.graph.output}
+    keep = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+
+
+def pow2_ceil(scale: np.ndarray) -> np.ndarray:
+    """Smallest power of two >= each scale (the range never shrinks, so nothing new clips)."""
+    scale = np.asarray(scale, np.float64)
+    return np.exp2(np.ceil(np.log2(scale))).astype(np.float32)
+
+
+def _requantize(
+    q: np.ndarray, zp: np.ndarray, old: np.ndarray, new: np.ndarray, axis: int
+) -> np.ndarray:
+    """Re-express integer constants ``q`` (scale ``old``) on scale ``new``: same float values."""
+    shape = [1] * q.ndim
+    if np.ndim(old) == 1 and q.ndim > 0 and old.size > 1:
+        shape[axis] = -1
+    ratio = (np.asarray(old, np.float64) / np.asarray(new, np.float64)).reshape(shape)
+    zp64 = np.asarray(zp, np.int64).reshape(shape) if np.ndim(zp) else np.int64(zp)
+    value = np.rint((q.astype(np.int64) - zp64) * ratio) + zp64
+    info = np.iinfo(q.dtype)
+    return np.clip(value, info.min, info.max).astype(q.dtype)
+
+
+def power_of_two_scales(model: onnx.ModelProto) -> int:
+    """TIDL-style scales: zero-point-free activations and power-of-two scales everywhere.
+
+    - Activations (QuantizeLinear scale/zero point, shared with the matching DequantizeLinear): a
+      uint8 tensor with zero point 0 (a ReLU output) stays unsigned; any other is made symmetric
+      (zero point 128 for uint8, 0 for int8, scale ``max|range| / 127``), which is how TIDL holds
+      non-negative and signed feature maps. The scale is then rounded up: ``2**ceil(log2 s)``.
+    - Weights (a DequantizeLinear reading an integer initializer): scale rounded up the same way and
+      the integers re-quantized to it (``q' = round(q * s / s')``): same values, coarser step.
+    - int32 biases: scale set to ``s_input' * s_weight'`` (as ORT's integer kernels require, and a
+      power of two itself) and re-quantized.
+
+    Rounding up never shrinks a range, so nothing clips that did not clip before; the cost is up
+    to one bit of resolution per tensor, which is what TDA4VM's power-of-two scales cost.
+
+    Returns:
+        Number of scale tensors changed.
+    """
+    inits = _initializers(model)
+    producers = {o: n for n in model.graph.node for o in n.output}
+    consumers = _consumers(model)
+    dq_nodes = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
+    q_nodes = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+
+    bias_dqs = _bias_dequantizers(dq_nodes, consumers, inits)
+    new_scales: dict[str, np.ndarray] = {}
+    new_zero_points: dict[str, np.ndarray] = {}
+    for node in q_nodes:
+        name = node.input[1]
+        if name in new_scales or name not in inits:
+            continue
+        scale = numpy_helper.to_array(inits[name]).astype(np.float64)
+        if len(node.input) > 2 and node.input[2] in inits:
+            zp = numpy_helper.to_array(inits[node.input[2]])
+            scale, zp = _symmetric(scale, zp)
+            new_zero_points[node.input[2]] = zp
+        new_scales[name] = pow2_ceil(scale)
+    for node in dq_nodes:
+        name = node.input[1]
+        if id(node) in bias_dqs or name in new_scales or name not in inits:
+            continue
+        new_scales[name] = pow2_ceil(numpy_helper.to_array(inits[name]))
+
+    def scale_of(tensor: str) -> np.ndarray | None:
+        """Power-of-two scale of the DequantizeLinear producing ``tensor``."""
+        dq = producers.get(tensor)
+        if dq is None or dq.op_type != "DequantizeLinear":
+            return None
+        return new_scales.get(dq.input[1])
+
+    changed = 0
+    for node in dq_nodes:
+        if node.input[0] not in inits:
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        q = numpy_helper.to_array(inits[node.input[0]])
+        old = numpy_helper.to_array(inits[node.input[1]])
+        zp = (
+            numpy_helper.to_array(inits[node.input[2]])
+            if len(node.input) > 2 and node.input[2] in inits
+            else np.zeros((), q.dtype)
+        )
+        if id(node) in bias_dqs:
+            conv = bias_dqs[id(node)]
+            s_x, s_w = scale_of(conv.input[0]), scale_of(conv.input[1])
+            if s_x is None or s_w is None:
+                continue
+            new = (
+                (s_x.astype(np.float64) * s_w.astype(np.float64))
+                .astype(np.float32)
+                .reshape(old.shape)
+            )
+            new_scales[node.input[1]] = new
+        else:
+            new = new_scales[node.input[1]]
+        _set_initializer(model, node.input[0], _requantize(q, zp, old, new, axis))
+    for name, value in new_zero_points.items():
+        _set_initializer(model, name, value)
+    for name, value in new_scales.items():
+        old = numpy_helper.to_array(inits[name])
+        if not np.array_equal(old, value):
+            changed += 1
+        _set_initializer(model, name, value.reshape(old.shape).astype(old.dtype))
+    return changed
+
+
+def _symmetric(scale: np.ndarray, zp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, zero point) of an activation made zero-point-free; uint8 with zp 0 stays unsigned."""
+    info = np.iinfo(zp.dtype)
+    z = zp.astype(np.float64)
+    if zp.dtype == np.uint8 and np.all(zp == 0):
+        return scale, zp
+    amax = np.maximum((z - info.min) * scale, (info.max - z) * scale)
+    mid = np.full_like(zp, 128 if zp.dtype == np.uint8 else 0)
+    return amax / 127.0, mid
+
+
+def _bias_dequantizers(
+    dq_nodes: list[onnx.NodeProto],
+    consumers: dict[str, list[onnx.NodeProto]],
+    inits: dict[str, onnx.TensorProto],
+) -> dict[int, onnx.NodeProto]:
+    """id(DequantizeLinear) -> the Conv/ConvTranspose/Gemm whose int32 bias it dequantizes."""
+    out = {}
+    for dq in dq_nodes:
+        if dq.input[0] not in inits or inits[dq.input[0]].data_type != onnx.TensorProto.INT32:
+            continue
+        for user in consumers.get(dq.output[0], []):
+            is_bias = len(user.input) > 2 and user.input[2] == dq.output[0]
+            if user.op_type in ("Conv", "ConvTranspose", "Gemm") and is_bias:
+                out[id(dq)] = user
+    return out
+
+
+def scales(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Every QuantizeLinear/DequantizeLinear scale initializer by name."""
+    inits = _initializers(model)
+    names = {
+        n.input[1] for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+    }
+    return {name: numpy_helper.to_array(inits[name]) for name in names if name in inits}
+
+
+def bn_to_depthwise_conv(model: onnx.ModelProto) -> int:
+    """Turn each remaining BatchNormalization on a 4-D tensor into an equivalent 1×1 depthwise Conv.
+
+    A BN that could not be folded (ERFNet's downsampler normalizes a Concat) has no integer
+    kernel in ONNX Runtime: it stays float between DequantizeLinear and QuantizeLinear and breaks
+    the int8 chain. ``y = a * x + b`` per channel is exactly a ``group=C`` 1×1 Conv with weight
+    ``a`` and bias ``b``, which quantizes to a QLinearConv. Returns the number converted.
+    """
+    inits = _initializers(model)
+    ranks = {
+        v.name: len(v.type.tensor_type.shape.dim)
+        for v in list(model.graph.value_info) + list(model.graph.input)
+        if v.type.tensor_type.HasField("shape")
+    }
+    nodes, converted = [], 0
+    for node in model.graph.node:
+        names = list(node.input[1:5])
+        if (
+            node.op_type != "BatchNormalization"
+            or len(node.output) != 1
+            or not all(n in inits for n in names)
+            or ranks.get(node.input[0], 4) != 4
+        ):
+            nodes.append(node)
+            continue
+        gamma, beta, mean, var = (numpy_helper.to_array(inits[n]).astype(np.float64) for n in names)
+        eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+        a = gamma / np.sqrt(var + eps)
+        channels = len(a)
+        w_name, b_name = node.name + "_dw_weight", node.name + "_dw_bias"
+        model.graph.initializer.append(
+            numpy_helper.from_array(a.reshape(channels, 1, 1, 1).astype(np.float32), w_name)
+        )
+        model.graph.initializer.append(
+            numpy_helper.from_array((beta - mean * a).astype(np.float32), b_name)
+        )
+        nodes.append(
+            onnx.helper.make_node(
+                "Conv",
+                [node.input[0], w_name, b_name],
+                [node.output[0]],
+                name=node.name + "_dw",
+                group=channels,
+                kernel_shape=[1, 1],
+            )
+        )
+        converted += 1
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    if converted:
+        _drop_unused_initializers(model)
+    return converted

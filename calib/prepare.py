@@ -1,0 +1,78 @@
+"""Before quantizing: refuse what cannot be quantized, and rewrite the float graph for ORT.
+
+``load_float_model`` checks the file (readable, valid, not already quantized); ``prepare`` folds
+BatchNormalization ONNX Runtime cannot fold, runs ORT's ``quant_pre_process`` and turns what BN
+is left into a quantizable 1x1 depthwise Conv, so the int8 graph has no float islands ORT must
+leave between integer kernels.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+from gradgroup.deploy.errors import InputError, RunError
+from gradgroup.deploy.runtime import load_onnx
+
+log = logging.getLogger(__name__)
+
+
+def load_float_model(model_path: str | Path):
+    """Load an fp32 ONNX model; InputError if missing, corrupt, invalid or already quantized."""
+    import onnx
+
+    model = load_onnx(model_path)
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:  # onnx.checker.ValidationError and protobuf errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"model {model_path} is not a valid ONNX model ({first})") from None
+    if not model.graph.node or not model.graph.input:
+        raise InputError(f"model {model_path} has an empty graph; is the file truncated?")
+    from .graph import quantized_ops
+
+    found = quantized_ops(model)
+    if found:
+        ops = ", ".join(f"{n} {op}" for op, n in found.most_common(3))
+        raise InputError(
+            f"model {model_path} is already quantized ({ops}); "
+            "pass the fp32 model from gradgroup export"
+        )
+    return model
+
+
+def prepare(model, workdir: Path) -> Path:
+    """Float rewrites for an unbroken int8 chain around ORT's ``quant_pre_process``.
+
+    BN after ConvTranspose is folded first (ORT folds BN into Conv only); ``quant_pre_process``
+    then runs shape inference and ORT's basic optimizations (Conv+BN folding); any BN left is
+    turned into a 1x1 depthwise Conv so it quantizes. Returns the prepared fp32 model's path.
+    """
+    import onnx
+    from onnxruntime.quantization import quant_pre_process
+
+    from .graph import bn_to_depthwise_conv, fold_bn_into_conv_transpose
+
+    folded = fold_bn_into_conv_transpose(model)
+    if folded:
+        log.info("folded %d BatchNormalization node(s) into ConvTranspose", folded)
+    raw, out = workdir / "fp32.onnx", workdir / "fp32.prep.onnx"
+    onnx.save(model, str(raw))
+    try:
+        # Symbolic shape inference needs sympy, which only torch pulls in; gradgroup exports
+        # static shapes, for which ONNX's own shape inference is enough.
+        no_sympy = importlib.util.find_spec("sympy") is None
+        if no_sympy:
+            log.debug("sympy not installed: skipping symbolic shape inference")
+        quant_pre_process(str(raw), str(out), skip_symbolic_shape=no_sympy)
+    except Exception as exc:  # shape inference and ORT optimization raise assorted types
+        raise RunError(f"quantization pre-processing failed: {str(exc).splitlines()[0]}") from None
+    prepped = onnx.load(str(out))
+    converted = bn_to_depthwise_conv(prepped)
+    if converted:
+        log.info(
+            "turned %d unfoldable BatchNormalization node(s) into 1x1 depthwise Conv", converted
+        )
+        onnx.save(prepped, str(out))
+    return out

@@ -1,0 +1,167 @@
+"""ORT static quantization end to end on a tiny model: QDQ, metadata, JSON, accuracy control."""
+
+import json
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+from gradgroup.calib.graph import scales
+from gradgroup.calib.quantize import CalibConfig, quantize
+from gradgroup.deploy.errors import InputError
+from gradgroup.deploy.metadata import read_meta
+from gradgroup.deploy.runtime import Segmenter
+
+EVAL_FRAMES = 4  # as in conftest.py
+
+
+def test_output_is_qdq_runs_in_ort_and_carries_int8_metadata(quantized):
+    result, path = quantized
+    model = onnx.load(str(path))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert "BatchNormalization" not in ops  # folded or turned into a quantizable 1x1 conv
+    meta = read_meta(model)
+    assert meta.precision == "int8" and meta.arch == "dg4-light"
+    quant = meta.extra["quantization"]
+    assert quant["format"] == "QDQ" and quant["method"] == "minmax" and quant["calib_frames"] == 8
+    assert quant["calib_set"].endswith("tiny.calib.npz")
+    runtime = result.runtime  # what ORT runs: the int8 chain must not be broken into islands
+    assert runtime["int8_ops"] >= 120 and runtime["ops"]["QLinearConv"] >= 100
+    assert runtime["float_islands"] <= 8 and runtime["ops"].get("BatchNormalization", 0) == 0
+    ids = Segmenter(path).predict_rgb(np.zeros((32, 64, 3), np.uint8))
+    assert ids.shape == (32, 64) and ids.max() < 19
+
+
+def test_json_report_and_result_line(quantized):
+    result, path = quantized
+    report = json.loads(path.with_suffix(".json").read_text())
+    acc = report["accuracy"]
+    assert set(acc) >= {"fp32_miou", "int8_miou", "drop", "agreement", "eval_data", "eval_frames"}
+    assert acc["eval_frames"] == EVAL_FRAMES
+    assert 50.0 < acc["agreement"] <= 100.0
+    assert acc["drop"] == pytest.approx(acc["fp32_miou"] - acc["int8_miou"], abs=1e-3)
+    sqnr = report["sqnr"]
+    assert len(sqnr) > 50
+    assert [r["qdq_sqnr"] for r in sqnr] == sorted(r["qdq_sqnr"] for r in sqnr)  # worst first
+    assert report["size_bytes"] == path.stat().st_size
+    line = result.summary()
+    assert line.startswith("calib success") and "agreement" in line and str(path) in line
+    leftovers = [p.name for p in path.parent.iterdir() if p.name.startswith(".calib-")]
+    assert not leftovers
+
+
+def test_power_of_two_preset_gives_symmetric_per_tensor_pow2_scales(model_dir):
+    out = model_dir / "p2" / "tiny.p2.onnx"
+    result = quantize(model_dir / "tiny.onnx", out, CalibConfig(power_of_2=True, evaluate=False))
+    assert result.settings["per_channel"] is False and result.settings["symmetric_activations"]
+    model = onnx.load(str(out))
+    found = scales(model)
+    assert found
+    for name, value in found.items():
+        assert value.size == 1, f"{name} is per-channel"
+        exponent = np.log2(float(value.item()))
+        assert exponent == round(exponent), f"{name} scale {value} is not a power of two"
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    act_zero_points = [
+        int(inits[n.input[2]])
+        for n in model.graph.node
+        if n.op_type == "QuantizeLinear" and len(n.input) > 2
+    ]
+    # TIDL's scheme: unsigned (zp 0) for ReLU outputs, symmetric (zp 128 = signed) for the rest.
+    assert set(act_zero_points) == {0, 128}
+    assert act_zero_points.count(0) > act_zero_points.count(128)
+    # ReLUs still fold into the integer kernels (no float islands from the preset).
+    assert result.runtime["float_islands"] <= 8
+
+
+def _pseudo_labelled_folder(root, model_path, frames=EVAL_FRAMES):
+    """A folder dataset labelled with the fp32 model's own argmax: fp32 mIoU is 100 by design."""
+    from gradgroup.deploy.scenes import render_scene
+
+    seg = Segmenter(model_path)
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True)
+    for i in range(frames):
+        rgb, _ = render_scene(100 + i, (32, 64))
+        cv2.imwrite(str(root / "images" / f"{i}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(root / "masks" / f"{i}.png"), seg.predict_rgb(rgb))
+    return root
+
+
+def test_max_drop_keeps_layers_in_float_and_reports_them(model_dir, tmp_path):
+    data = _pseudo_labelled_folder(tmp_path / "labels", model_dir / "tiny.onnx")
+    out = tmp_path / "tiny.int8.onnx"
+    cfg = CalibConfig(
+        power_of_2=True,
+        method="minmax",
+        eval_data=f"folder:{data}",
+        eval_frames=EVAL_FRAMES,
+        max_drop=0.0,
+        max_float_layers=3,
+        sqnr_frames=2,
+    )
+    result = quantize(model_dir / "tiny.onnx", out, cfg)
+    acc = result.accuracy
+    assert acc["fp32_miou"] == pytest.approx(100.0)
+    assert len(result.search) == 3  # an impossible target uses every try
+    assert acc["max_drop_met"] is False and acc["drop"] > 0.0
+    kept = [n for step in result.search if step["kept"] for n in step["nodes"]]
+    assert result.float_nodes == kept
+    first = result.search[0]
+    assert first["tensor"] == result.sqnr[0]["tensor"]  # worst SQNR tried first
+    # Every kept step lowered the drop; the final model is the best one found.
+    drops = [s["drop"] for s in result.search if s["kept"]]
+    assert drops == sorted(drops, reverse=True)
+    if drops:
+        assert acc["drop"] == pytest.approx(drops[-1], abs=1e-3)
+    meta = read_meta(onnx.load(str(out)))
+    assert meta.extra["quantization"]["float_nodes"] == result.float_nodes
+    node_names = {n.name for n in onnx.load(str(out)).graph.node}
+    assert set(result.float_nodes) <= node_names
+
+
+def test_calibset_of_wrong_size_is_refused_without_output(model_dir, tmp_path, calibset_factory):
+    bad = calibset_factory(tmp_path / "big.npz", (64, 128), frames=2)
+    out = tmp_path / "o.onnx"
+    with pytest.raises(InputError, match="64x128 frames but the model takes 32x64"):
+        quantize(model_dir / "tiny.onnx", out, CalibConfig(set_path=str(bad), evaluate=False))
+    assert list(tmp_path.iterdir()) == [bad]
+
+
+def test_already_quantized_model_is_refused(quantized, tmp_path):
+    with pytest.raises(InputError, match="already quantized"):
+        quantize(quantized[1], tmp_path / "again.onnx", CalibConfig(evaluate=False))
+    assert not list(tmp_path.iterdir())
+
+
+def test_truncated_model_is_refused(model_dir, tmp_path):
+    data = (model_dir / "tiny.onnx").read_bytes()
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(data[: len(data) // 3])
+    with pytest.raises(InputError, match="broken.onnx"):
+        quantize(broken, tmp_path / "o.onnx", CalibConfig(evaluate=False))
+    assert [p.name for p in tmp_path.iterdir()] == ["broken.onnx"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"method": "kl"}, "calibration method 'kl'"),
+        ({"activation_type": "u16"}, "activation_type 'u16'"),
+        ({"max_drop": -1.0}, "must be >= 0"),
+        ({"max_drop": 1.0, "evaluate": False}, "needs the accuracy evaluation"),
+    ],
+)
+def test_bad_settings_are_one_line_input_errors(kwargs, message):
+    with pytest.raises(InputError, match=message) as info:
+        CalibConfig(**kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_eval_data_fails_before_quantizing(model_dir, tmp_path):
+    out = tmp_path / "o.onnx"
+    with pytest.raises(InputError, match="nowhere"):
+        quantize(model_dir / "tiny.onnx", out, CalibConfig(eval_data=f"folder:{tmp_path}/nowhere"))
+    assert not list(tmp_path.iterdir())
