@@ -1,0 +1,165 @@
+"""A small wrapper over an ``onnx.ModelProto`` that graph rewrites share.
+
+Rewrites need the same few questions answered (what constant feeds this input, who consumes this
+tensor, replace these nodes by those) and should not each re-implement them. ``Graph`` indexes the
+model once; after a rewrite changes nodes it calls :meth:`Graph.commit`, which keeps the node list
+topologically ordered and drops initializers nobody reads any more.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+
+class Graph:
+    """Index of one model's main graph: constants, producers and consumers by tensor name."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.model = model
+        self.graph = model.graph
+        self._names = itertools.count()
+        self.reindex()
+
+    def reindex(self) -> None:
+        """Rebuild the lookup tables (call after editing ``graph.node`` by hand)."""
+        self.inits = {t.name: t for t in self.graph.initializer}
+        self.producer: dict[str, onnx.NodeProto] = {}
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        for node in self.graph.node:
+            for out in node.output:
+                self.producer[out] = node
+            for inp in node.input:
+                self.consumers.setdefault(inp, []).append(node)
+        self.outputs = {o.name for o in self.graph.output}
+
+    # --- constants -------------------------------------------------------------------------
+    def const(self, name: str) -> np.ndarray | None:
+        """Value of a tensor that is an initializer or a ``Constant`` node's output, else None."""
+        if name in self.inits:
+            return numpy_helper.to_array(self.inits[name])
+        node = self.producer.get(name)
+        if node is not None and node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    return numpy_helper.to_array(attr.t)
+        return None
+
+    def add_const(self, value: np.ndarray, hint: str) -> str:
+        """Add an initializer with a fresh name built from ``hint``; returns the name."""
+        name = self.fresh(hint)
+        self.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+        self.inits[name] = self.graph.initializer[-1]
+        return name
+
+    def set_const(self, name: str, value: np.ndarray) -> str:
+        """Give input ``name`` a new value as a fresh initializer (others may share the old one)."""
+        return self.add_const(value, name)
+
+    def fresh(self, hint: str) -> str:
+        """A tensor or node name not used in the graph yet."""
+        used = set(self.inits) | set(self.producer) | {i.name for i in self.graph.input}
+        used |= {n.name for n in self.graph.node}
+        while True:
+            name = f"{hint}_gg{next(self._names)}"
+            if name not in used:
+                return name
+
+    # --- structure -------------------------------------------------------------------------
+    def only_consumer(self, tensor: str) -> onnx.NodeProto | None:
+        """The single node reading ``tensor`` when it is not also a graph output, else None."""
+        users = self.consumers.get(tensor, [])
+        if len(users) != 1 or tensor in self.outputs:
+            return None
+        return users[0]
+
+    def nodes(self, op_type: str) -> Iterator[onnx.NodeProto]:
+        """Current nodes of ``op_type``, safe to edit while iterating.
+
+        Protobuf copies nodes when the list is rebuilt, so a rewrite must not hold node objects
+        across :meth:`replace`; this looks each one up again by its (unique) first output.
+        """
+        for out in [n.output[0] for n in self.graph.node if n.op_type == op_type]:
+            node = self.producer.get(out)
+            if node is not None and node.op_type == op_type:
+                yield node
+
+    def replace(self, old: Iterable[onnx.NodeProto], new: Iterable[onnx.NodeProto]) -> None:
+        """Put ``new`` where the first of ``old`` was and delete ``old``."""
+        # Outputs are unique in a valid graph, so they identify nodes across protobuf copies.
+        old_keys = {tuple(n.output) for n in old}
+        nodes = list(self.graph.node)
+        first = next(i for i, n in enumerate(nodes) if tuple(n.output) in old_keys)
+        kept = [n for n in nodes if tuple(n.output) not in old_keys]
+        position = sum(1 for n in nodes[:first] if tuple(n.output) not in old_keys)
+        kept[position:position] = list(new)
+        del self.graph.node[:]
+        self.graph.node.extend(kept)
+        self.reindex()
+
+    def commit(self) -> None:
+        """Sort nodes topologically and drop unused initializers / Constant nodes."""
+        self._toposort()
+        used = {i for n in self.graph.node for i in n.input} | self.outputs
+        keep = [t for t in self.graph.initializer if t.name in used]
+        del self.graph.initializer[:]
+        self.graph.initializer.extend(keep)
+        dead = [n for n in self.graph.node if n.op_type == "Constant" and n.output[0] not in used]
+        if dead:
+            self.replace(dead, [])
+        self.reindex()
+
+    def _toposort(self) -> None:
+        ready = {i.name for i in self.graph.input} | set(self.inits) | {""}
+        pending, ordered = list(self.graph.node), []
+        while pending:
+            rest = []
+            for node in pending:
+                if all(i in ready for i in node.input):
+                    ordered.append(node)
+                    ready.update(node.output)
+                else:
+                    rest.append(node)
+            if len(rest) == len(pending):  # a cycle or a dangling input: leave the order alone
+                ordered.extend(rest)
+                break
+            pending = rest
+        del self.graph.node[:]
+        self.graph.node.extend(ordered)
+
+
+def attr(node: onnx.NodeProto, name: str, default=None):
+    """Value of attribute ``name`` of ``node`` (``default`` when absent)."""
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def set_attr(node: onnx.NodeProto, name: str, value) -> None:
+    """Set (or add) attribute ``name`` of ``node``."""
+    for i, a in enumerate(node.attribute):
+        if a.name == name:
+            del node.attribute[i]
+            break
+    node.attribute.append(onnx.helper.make_attribute(name, value))
+
+
+def tensor_shape(model: onnx.ModelProto, name: str) -> list[int] | None:
+    """Static shape of a graph input/output/value_info tensor, or None when unknown."""
+    for info in itertools.chain(model.graph.input, model.graph.output, model.graph.value_info):
+        if info.name == name and info.type.HasField("tensor_type"):
+            dims = info.type.tensor_type.shape.dim
+            if all(d.HasField("dim_value") for d in dims):
+                return [d.dim_value for d in dims]
+            return None
+    return None
+
+
+def grouped_conv_count(model: onnx.ModelProto) -> int:
+    """Number of ``Conv`` nodes with ``group > 1`` (grouped and depthwise)."""
+    return sum(1 for n in model.graph.node if n.op_type == "Conv" and attr(n, "group", 1) > 1)

@@ -1,0 +1,370 @@
+"""Checkpoint -> verified ONNX model with true grouped convs (+ the 8-bit calibration set).
+
+``export_onnx(ckpt, out, cfg)`` runs: load the checkpoint -> deploy form (gradual layers at
+alpha = 0 become ``Conv(group=G)``) -> fold BN into transposed convs -> ``torch.onnx.export``
+(legacy exporter, static shapes) -> verify against PyTorch -> onnxsim -> graph rewrites (shuffle
+form, TIDL legalization) -> verify again -> ArgMax head -> metadata -> TIDL check -> write model,
+``<stem>.export.json`` and ``<stem>.calib.npz``. The model appears at ``out`` only when every
+step passed (it is written to a temp file and renamed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import onnx
+import torch
+
+from gradgroup import __version__
+from gradgroup.deploy.calibset import save_calibset
+from gradgroup.deploy.errors import InputError, RunError
+from gradgroup.deploy.metadata import ModelMeta, write_meta
+from gradgroup.deploy.tidl_check import UNSUPPORTED, check_tidl, count_findings
+from gradgroup.train.checkpoint import (
+    checkpoint_classes,
+    checkpoint_preprocess,
+    load_checkpoint,
+    model_from_checkpoint,
+)
+from gradgroup.train.flops import count_model
+
+from . import verify
+from .calib_data import collect_calib_frames, parse_calib_spec
+from .graph import grouped_conv_count
+from .prepare import export_module, to_deploy_form
+from .rewrites import SHUFFLE_REWRITES, apply_rewrites, rewrite_names
+from .rewrites_tidl import TIDL_REWRITES
+
+log = logging.getLogger(__name__)
+
+OPSETS = range(11, 19)
+INPUTS = ("float", "uint8")
+OUTPUTS = ("logits", "argmax")
+ARGMAX_DTYPES = {"uint8": onnx.TensorProto.UINT8, "int64": onnx.TensorProto.INT64}
+SHUFFLES = ("reshape", "gather")
+TARGETS = ("ort", "tidl")
+DEFAULT_SHUFFLE = "gather"  # faster on ORT CPU (see the export issue's note); TIDL forces reshape
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """How to export. Field names match the ``gradgroup export`` flags one to one."""
+
+    size: tuple[int, int] | None = None  # (H, W); None: the checkpoint's preprocessing size
+    opset: int = 17
+    input: str = "float"  # float (normalized NCHW) | uint8 (raw RGB, graph normalizes)
+    output: str = "logits"  # logits | argmax (class map inside the graph)
+    argmax_dtype: str = "uint8"  # uint8 | int64
+    shuffle: str | None = None  # reshape | gather; None: gather for ort, reshape for tidl
+    target: str = "ort"  # ort | tidl (rewrite into TIDL-legal forms, fail on findings)
+    dense: bool = False  # export the masked dense form when alpha > 0
+    simplify: bool = True
+    rewrites: tuple[str, ...] = ()  # extra registered rewrites, run after the shuffle/target ones
+    calib_data: str | None = "synthetic"  # None: no calibration set
+    calib_frames: int = 64
+    verify_frames: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        def check(name: str, value: object, allowed) -> None:
+            if value not in allowed:
+                raise InputError(f"{name} {value!r} is not one of {', '.join(map(str, allowed))}")
+
+        check("opset", self.opset, OPSETS)
+        check("input", self.input, INPUTS)
+        check("output", self.output, OUTPUTS)
+        check("argmax dtype", self.argmax_dtype, tuple(ARGMAX_DTYPES))
+        check("target", self.target, TARGETS)
+        if self.shuffle is not None:
+            check("shuffle", self.shuffle, SHUFFLES)
+            if self.target == "tidl" and self.shuffle == "gather":
+                raise InputError(
+                    "--shuffle gather is not legal on TIDL (channel Gather); use reshape"
+                )
+        known = rewrite_names()
+        for name in self.rewrites:
+            check("rewrite", name, known)
+        if self.verify_frames < 1:
+            raise InputError(f"verify_frames {self.verify_frames} must be at least 1")
+        if self.calib_data is not None:
+            parse_calib_spec(self.calib_data)
+            if self.calib_frames < 1:
+                raise InputError(f"--calib-frames {self.calib_frames} must be at least 1")
+
+    @property
+    def shuffle_form(self) -> str:
+        """The shuffle representation actually used."""
+        return self.shuffle or ("reshape" if self.target == "tidl" else DEFAULT_SHUFFLE)
+
+
+@dataclass
+class ExportResult:
+    """What an export produced and how it verified."""
+
+    path: Path
+    seconds: float
+    size_bytes: int
+    arch: str
+    grouped_convs: int
+    params: int
+    macs: int
+    alpha: float
+    checks: list[verify.Check]
+    rewrites: dict[str, int]
+    tidl: dict[str, int]
+    tidl_findings: list[dict] = field(default_factory=list)
+    calib_path: Path | None = None
+    calib_frames: int = 0
+    calib_skipped: list[str] = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["checks"] = [c.to_dict() for c in self.checks]
+        data["path"], data["calib_path"] = str(self.path), self.calib_path and str(self.calib_path)
+        return data
+
+    def summary(self) -> str:
+        """The one result line."""
+        tidl = self.tidl[UNSUPPORTED]
+        calib = f", calib {self.calib_frames} frames" if self.calib_path else ""
+        return (
+            f"export success {self.seconds:.1f} s, saved as {self.path.name} "
+            f"({self.size_bytes / 1e6:.1f} MB), {self.grouped_convs} grouped convs, "
+            f"TIDL: {tidl} finding{'s' * (tidl != 1)}{calib}"
+        )
+
+
+def export_onnx(
+    ckpt_path: str | Path, out: str | Path, cfg: ExportConfig = ExportConfig()
+) -> ExportResult:
+    """Export a checkpoint to a verified ONNX model (and its calibration set).
+
+    Args:
+        ckpt_path: a gradgroup checkpoint (``train/checkpoint.py`` format).
+        out: the ONNX file to write; ``<stem>.export.json`` and ``<stem>.calib.npz`` go beside it.
+        cfg: export options.
+
+    Returns:
+        The export result (also written as ``<stem>.export.json``).
+
+    Raises:
+        InputError: unreadable checkpoint or calibration data, bad options.
+        RunError: alpha > 0 without ``dense``, verification failure, an illegal TIDL graph.
+    """
+    start = time.perf_counter()
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise InputError(f"output {out} must end in .onnx")
+    ckpt = load_checkpoint(ckpt_path)
+    arch = ckpt["model_args"]["arch"]
+    pre = checkpoint_preprocess(ckpt)
+    if cfg.size is not None:
+        pre = replace(pre, height=cfg.size[0], width=cfg.size[1])
+    if pre.height % 8 or pre.width % 8:  # three stride-2 downsamplers, then three x2 upsamplers
+        raise InputError(
+            f"input size {pre.height}x{pre.width} must be a multiple of 8, e.g. 512x1024"
+        )
+    model, alpha = to_deploy_form(model_from_checkpoint(ckpt).eval(), cfg.dense)
+    count = count_model(model, pre.size)
+
+    calib = None
+    if cfg.calib_data is not None:  # read it first: bad calibration input fails before any work
+        calib = collect_calib_frames(cfg.calib_data, cfg.calib_frames, pre, cfg.seed)
+
+    raw = _torch_export(model, pre, cfg)
+    grouped = grouped_conv_count(raw)
+    frames = verify.verification_frames(pre, cfg.verify_frames)
+    reference = verify.torch_logits(model, frames, pre)
+    input_dtype = "uint8" if cfg.input == "uint8" else "float32"
+    checks = [verify.compare("raw", reference, verify.ort_outputs(raw, frames, pre, input_dtype))]
+
+    final, rewrites = _optimize(raw, cfg, grouped)
+    stage = (
+        "+".join(["simplified"] * cfg.simplify + ["rewritten"] * any(rewrites.values())) or "final"
+    )
+    checks.append(
+        verify.compare(stage, reference, verify.ort_outputs(final, frames, pre, input_dtype))
+    )
+    if cfg.output == "argmax":
+        _append_argmax(final, ARGMAX_DTYPES[cfg.argmax_dtype])
+        out_final = verify.ort_outputs(final, frames, pre, input_dtype)
+        checks.append(verify.compare(stage + "+argmax", reference, out_final))
+    log.debug("%s", verify.format_checks(checks))
+    verify.require(checks)
+
+    findings = check_tidl(final)
+    tidl = count_findings(findings)
+    if cfg.target == "tidl" and tidl[UNSUPPORTED]:
+        first = next(f for f in findings if f.severity == UNSUPPORTED)
+        raise RunError(
+            f"--target tidl: {tidl[UNSUPPORTED]} nodes are still not TIDL-legal after the rewrites,"
+            f" first {first.node} ({first.op}): {first.message}"
+        )
+
+    meta = ModelMeta(
+        arch=arch,
+        classes=checkpoint_classes(ckpt),
+        preprocess=pre,
+        input_dtype=input_dtype,
+        output=cfg.output,
+        alpha=alpha,
+        params=count.params,
+        macs=count.macs,
+        precision="fp32",
+        extra={
+            "checkpoint_sha256": _sha256(ckpt_path),
+            "gradgroup_version": __version__,
+            "opset": cfg.opset,
+            "shuffle": cfg.shuffle_form,
+            "target": cfg.target,
+            "grouped_convs": grouped,
+        },
+    )
+    write_meta(final, meta)
+    onnx.checker.check_model(final)
+
+    result = ExportResult(
+        path=out,
+        seconds=0.0,
+        size_bytes=0,
+        arch=arch,
+        grouped_convs=grouped,
+        params=count.params,
+        macs=count.macs,
+        alpha=alpha,
+        checks=checks,
+        rewrites=rewrites,
+        tidl=tidl,
+        tidl_findings=[f.to_dict() for f in findings],
+        config={**asdict(cfg), "shuffle": cfg.shuffle_form},
+    )
+    _write_outputs(final, out, result, calib, pre, start)
+    return result
+
+
+def _torch_export(model: torch.nn.Module, pre, cfg: ExportConfig) -> onnx.ModelProto:
+    """The legacy TorchScript exporter (folds Conv+BN in eval mode; static shapes)."""
+    module = export_module(model, pre, cfg.input == "uint8")
+    shape = (1, pre.height, pre.width, 3) if pre.layout == "NHWC" else (1, 3, pre.height, pre.width)
+    dummy = torch.zeros(shape, dtype=torch.uint8 if cfg.input == "uint8" else torch.float32)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The legacy exporter warns that it is legacy, and the tracer that shapes become
+        # constants: both expected, since the graph is meant to have static shapes.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            module,
+            dummy,
+            buffer,
+            opset_version=cfg.opset,
+            dynamo=False,
+            do_constant_folding=True,
+            input_names=["input"],
+            output_names=["logits"],
+        )
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def _optimize(
+    raw: onnx.ModelProto, cfg: ExportConfig, grouped: int
+) -> tuple[onnx.ModelProto, dict[str, int]]:
+    """onnxsim (grouped-conv count must not change) then the shuffle and target rewrites."""
+    model = onnx.ModelProto()
+    model.CopyFrom(raw)
+    if cfg.simplify:
+        from onnxsim import simplify
+
+        model, ok = simplify(model)
+        if not ok:
+            raise RunError(
+                "onnxsim could not validate the simplified graph; retry with --no-simplify"
+            )
+        if grouped_conv_count(model) != grouped:
+            raise RunError(
+                f"onnxsim changed the number of grouped convs ({grouped} -> "
+                f"{grouped_conv_count(model)}); retry with --no-simplify"
+            )
+    names = list(SHUFFLE_REWRITES[cfg.shuffle_form])
+    if cfg.target == "tidl":
+        names += [n for n in TIDL_REWRITES if n not in names]
+    names += [n for n in cfg.rewrites if n not in names]
+    counts = apply_rewrites(model, names)
+    if grouped_conv_count(model) != grouped:  # rewrites must keep every grouped conv grouped
+        raise RuntimeError(f"graph rewrites {names} changed the number of grouped convs")
+    return model, counts
+
+
+def _append_argmax(model: onnx.ModelProto, dtype: int) -> None:
+    """Class map inside the graph: ArgMax over channels (axis 1 = -3, keepdims 1), then Cast."""
+    graph = model.graph
+    logits = graph.output[0].name
+    dims = [d.dim_value for d in graph.output[0].type.tensor_type.shape.dim]
+    argmax_out = "classes" if dtype == onnx.TensorProto.INT64 else "classes_int64"
+    # axis 1 rather than -3: TI's operator table literally says "only axis == 1" (same axis, 4-D).
+    graph.node.append(
+        onnx.helper.make_node("ArgMax", [logits], [argmax_out], name="ArgMax", axis=1, keepdims=1)
+    )
+    if dtype != onnx.TensorProto.INT64:
+        graph.node.append(
+            onnx.helper.make_node("Cast", [argmax_out], ["classes"], name="CastClasses", to=dtype)
+        )
+    del graph.output[:]
+    graph.output.append(
+        onnx.helper.make_tensor_value_info("classes", dtype, [dims[0], 1, *dims[2:]])
+    )
+
+
+def _write_outputs(
+    model: onnx.ModelProto, out: Path, result: ExportResult, calib, pre, start: float
+) -> None:
+    """Model via temp file + rename (last), calibration set and export report beside it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".onnx.tmp", dir=out.parent)
+    os.close(fd)
+    written: list[Path] = []
+    try:
+        onnx.save(model, tmp)
+        if calib is not None:
+            result.calib_path = out.with_suffix(".calib.npz")
+            save_calibset(result.calib_path, calib.images, calib.names, pre)
+            written.append(result.calib_path)
+            result.calib_frames, result.calib_skipped = len(calib.names), calib.skipped
+        result.size_bytes = Path(tmp).stat().st_size
+        report = out.with_suffix(".export.json")
+        result.seconds = time.perf_counter() - start
+        report.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        written.append(report)
+        for path in (Path(tmp), result.calib_path):  # temp files are private; these are not secret
+            if path is not None:
+                os.chmod(path, _public_mode())
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _public_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
