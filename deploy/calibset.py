@@ -62,6 +62,7 @@ def save_calibset(path: str | Path, images: np.ndarray, names: list[str], spec: 
                 names=np.asarray(names, dtype=str),
                 preprocess=np.asarray(json.dumps(asdict(spec))),
             )
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a calibration set is shared data
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
