@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+
 from gradgroup.deploy.capture import FrameFeed, LatestFrameReader
 from gradgroup.deploy.errors import RunError
 from gradgroup.deploy.sources import Frame, FrameSource

@@ -7,12 +7,12 @@ import json
 import cv2
 import numpy as np
 import pytest
+
+from gradgroup.cli import main
 from gradgroup.deploy.classes import CITYSCAPES
 from gradgroup.deploy.demo import DemoConfig, run_demo
 from gradgroup.deploy.sources import Frame, FrameSource
 from gradgroup.deploy.view import Hud, classes_present, draw_hud
-
-from gradgroup.cli import main
 
 H, W = 48, 96  # source size: not the model's 32x64, so resizing back is exercised
 

@@ -1,6 +1,7 @@
 """Energy model arithmetic (exact hand-made cases), real graphs, RAPL and TIDL counters."""
 
 import pytest
+from onnx_fixtures import int8_model
 
 from gradgroup.deploy.energy import (
     MAC_PJ,
@@ -71,7 +72,6 @@ def test_bad_settings():
 
 
 def test_real_graph_fp32_vs_int8(tiny_onnx, tmp_path):
-    from test_runtime import int8_model
 
     fp32 = estimate_energy(graph_stats(tiny_onnx))
     int8 = estimate_energy(graph_stats(int8_model(tiny_onnx, tmp_path / "q.onnx")))

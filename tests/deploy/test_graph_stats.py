@@ -3,8 +3,8 @@
 import numpy as np
 import onnx
 import pytest
-from conftest import export_tiny_onnx
 from onnx import TensorProto, helper, numpy_helper
+from onnx_fixtures import export_tiny_onnx, int8_model
 
 from gradgroup.deploy.errors import InputError
 from gradgroup.deploy.graph_stats import graph_stats
@@ -46,7 +46,6 @@ def test_onnx_counts_equal_pytorch_counts(arch, tmp_path):
 
 @pytest.fixture(scope="module")
 def int8_tiny(tiny_onnx, tmp_path_factory):
-    from test_runtime import int8_model
 
     return int8_model(tiny_onnx, tmp_path_factory.mktemp("q") / "q.onnx")
 

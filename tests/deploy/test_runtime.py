@@ -7,6 +7,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnx_fixtures import int8_model
 
 from gradgroup.deploy.errors import InputError, MissingDependencyError
 from gradgroup.deploy.metadata import ModelMeta, read_meta, write_meta
@@ -49,30 +50,6 @@ def uint8_argmax_model(src, dst):
                                 output="argmax"))  # fmt: skip
     onnx.checker.check_model(model)
     onnx.save(model, str(dst))
-    return dst
-
-
-def int8_model(src, dst):
-    """Real static QDQ quantization of the tiny model with ORT's quantizer (2 frames)."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            rng = np.random.default_rng(0)
-            self.it = iter(
-                [{"input": rng.standard_normal((1, 3, H, W), np.float32)} for _ in range(2)]
-            )
-
-        def get_next(self):
-            return next(self.it, None)
-
-    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
     return dst
 
 

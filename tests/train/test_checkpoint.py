@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from gradgroup.deploy.errors import InputError
 from gradgroup.deploy.preprocess import Preprocess
 from gradgroup.train.checkpoint import (

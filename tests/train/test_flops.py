@@ -1,9 +1,10 @@
 """MAC counting by layer type on hand-checkable layers."""
 
 import torch
+from torch import nn
+
 from gradgroup.train.flops import conv_kind, count_model
 from gradgroup.train.grouping import GradualGroupConv2d
-from torch import nn
 
 
 class Tiny(nn.Module):

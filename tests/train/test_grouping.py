@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from torch import nn
+
 from gradgroup.deploy.errors import InputError, RunError
 from gradgroup.train.grouping import (
     Form,
@@ -12,7 +14,6 @@ from gradgroup.train.grouping import (
     group_conv,
     set_alpha,
 )
-from torch import nn
 
 CASES = [
     # (in, out, kernel, groups, padding, dilation)

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from gradgroup.deploy.errors import InputError
 from gradgroup.train.flops import count_model
 from gradgroup.train.grouping import GradualGroupConv2d, convert_to_grouped, set_alpha
