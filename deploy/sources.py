@@ -1,0 +1,284 @@
+"""Unlabelled frame sources for the demo, the benchmark and the calibration-set builder.
+
+``open_source(spec)`` accepts:
+
+- ``"synthetic"`` — a procedural street-scene sequence (:class:`.scenes.SceneSequence`), the
+  camera driving forward; infinite unless ``max_frames`` is given.
+- a camera index (``0`` or ``"0"``) or a device path ``/dev/videoN`` — live.
+- a video file (anything OpenCV's FFmpeg backend decodes).
+- a folder of images (``.png .jpg .jpeg .bmp .tif .tiff .webp``), read in name order.
+- an RTSP/HTTP(S) URL, or a GStreamer pipeline string (contains ``!``) where OpenCV was built with
+  GStreamer — live.
+
+Every source yields :class:`Frame` objects holding BGR uint8 images, as OpenCV delivers them.
+A source that does not exist or will not open raises :class:`~.errors.InputError`. A single bad
+frame — a corrupt file in a folder, an undecodable frame in the middle of a video — is skipped,
+warned about once and recorded by name in ``source.skipped``; it never raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+DEFAULT_FPS = 30.0
+SYNTHETIC_SIZE = (512, 1024)
+# A video whose frames fail this many times in a row is treated as ending there (truncated file).
+MAX_CONSECUTIVE_FAILURES = 30
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame from a source."""
+
+    image: np.ndarray  # (H, W, 3) uint8 BGR, as OpenCV delivers
+    name: str  # file name, "frame_000123", ...
+    index: int
+
+
+class FrameSource:
+    """Base class: a context manager and iterable of :class:`Frame`.
+
+    Attributes:
+        live: camera or stream (True) or file, folder, synthetic (False).
+        fps: nominal frame rate (the video's own, the camera's reported, 30 otherwise).
+        size: (H, W) when known.
+        count: frames in a file or folder (after ``max_frames``); None when live or infinite.
+        skipped: names of frames that could not be read.
+    """
+
+    live: bool = False
+    fps: float = DEFAULT_FPS
+    size: tuple[int, int] | None = None
+    count: int | None = None
+
+    def __init__(self, max_frames: int | None = None) -> None:
+        self.max_frames = max_frames
+        self.skipped: list[str] = []
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the device or file; safe to call twice."""
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _skip(self, name: str, why: str) -> None:
+        self.skipped.append(name)
+        log.warning("skipped frame %s: %s", name, why)
+
+    def _cap(self, n: int | None) -> int | None:
+        if self.max_frames is None:
+            return n
+        return self.max_frames if n is None else min(n, self.max_frames)
+
+
+class SyntheticSource(FrameSource):
+    """Procedural street scenes as a moving sequence."""
+
+    def __init__(self, size: tuple[int, int], max_frames: int | None, seed: int) -> None:
+        from .scenes import SceneSequence
+
+        super().__init__(max_frames)
+        self.size = size
+        self.count = max_frames
+        self.sequence = SceneSequence(seed, size)
+
+    def __iter__(self) -> Iterator[Frame]:
+        t = 0
+        while self.max_frames is None or t < self.max_frames:
+            rgb, _ = self.sequence.frame(t)
+            yield Frame(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), f"frame_{t:06d}", t)
+            t += 1
+
+
+class FolderSource(FrameSource):
+    """Images in a folder, in name order; unreadable files are counted skips."""
+
+    def __init__(self, folder: Path, max_frames: int | None) -> None:
+        super().__init__(max_frames)
+        self.files = sorted(
+            p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        )
+        if not self.files:
+            raise InputError(
+                f"folder {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
+                "point --source at a folder of images, a video or a camera"
+            )
+        self.files = self.files[: self._cap(len(self.files))]
+        self.count = len(self.files)
+        first = cv2.imread(str(self.files[0]), cv2.IMREAD_COLOR)
+        self.size = first.shape[:2] if first is not None else None
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, path in enumerate(self.files):
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                self._skip(path.name, "not a readable image")
+                continue
+            yield Frame(image, path.name, index)
+
+
+class CaptureSource(FrameSource):
+    """A cv2.VideoCapture: video file, camera, stream URL or GStreamer pipeline."""
+
+    def __init__(
+        self,
+        target: str | int,
+        live: bool,
+        api: int,
+        size: tuple[int, int] | None,
+        max_frames: int | None,
+        what: str,
+    ) -> None:
+        super().__init__(max_frames)
+        self.live = live
+        self._lock = threading.Lock()
+        self._closed = False
+        self.cap = cv2.VideoCapture(target, api)
+        if not self.cap.isOpened():
+            self.cap.release()
+            hint = {
+                "video file": "not a video OpenCV can decode, or truncated",
+                "camera": "no such camera, or another program holds it",
+                "camera device": "no such camera, or another program holds it",
+            }.get(what, "check the address and that the stream is up")
+            raise InputError(f"{what} {target!r} will not open ({hint})")
+        if live and size is not None:
+            # A request only: the driver picks the nearest mode it supports.
+            self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[0])
+            self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[1])
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and math.isfinite(fps) and 0 < fps < 1000 else DEFAULT_FPS
+        h = int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        w = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.size = (h, w) if h > 0 and w > 0 else None
+        if not live:
+            n = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            self.count = self._cap(n) if n > 0 else self._cap(None)
+
+    def _read(self) -> tuple[bool, np.ndarray | None]:
+        with self._lock:
+            if self._closed:
+                return False, None
+            return self.cap.read()
+
+    def __iter__(self) -> Iterator[Frame]:
+        total = None if self.live else int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        index = delivered = 0
+        pending: list[str] = []  # unreadable frames, skips once a later frame decodes
+        while not self._closed and (self.max_frames is None or delivered < self.max_frames):
+            ok, image = self._read()
+            name = f"frame_{index:06d}"
+            if ok and image is not None and image.size:
+                for bad in pending:
+                    self._skip(bad, "undecodable video frame")
+                pending.clear()
+                delivered += 1
+                yield Frame(image, name, index)
+            elif self.live or total is None or index >= total - 1 or self._closed:
+                break  # end of file, or a live source that stopped delivering
+            elif len(pending) >= MAX_CONSECUTIVE_FAILURES:
+                break  # the container over-reports its frame count: treat as the end
+            else:
+                # A bad frame before the container's frame count: seek past it and go on.
+                pending.append(name)
+                with self._lock:
+                    if not self._closed:
+                        self.cap.set(cv2.CAP_PROP_POS_FRAMES, index + 1)
+            index += 1
+        if pending:
+            log.warning("video ended after %d unreadable frames from %s", len(pending), pending[0])
+
+    def close(self) -> None:
+        # Another thread may be blocked in read(); wait briefly, else let it release on return.
+        if self._lock.acquire(timeout=2.0):
+            try:
+                if not self._closed:
+                    self.cap.release()
+            finally:
+                self._closed = True
+                self._lock.release()
+        else:
+            self._closed = True
+
+
+def _camera_index(spec: str | int) -> int | None:
+    if isinstance(spec, int):
+        return spec
+    if spec.isdigit():
+        return int(spec)
+    return None
+
+
+def open_source(
+    spec: str | int,
+    size: tuple[int, int] | None = None,
+    max_frames: int | None = None,
+    seed: int = 0,
+) -> FrameSource:
+    """Open a frame source.
+
+    Args:
+        spec: ``"synthetic"``, a camera index or ``/dev/videoN``, a video file, an image folder,
+            an RTSP/HTTP URL or a GStreamer pipeline (a string containing ``!``).
+        size: (H, W) render size for ``synthetic`` (default 512x1024), the resolution requested
+            from a camera; files and folders are delivered at their own size.
+        max_frames: stop after this many frames (None: until the source ends).
+        seed: scene seed for ``synthetic``.
+
+    Returns:
+        An open :class:`FrameSource`; use it as a context manager.
+
+    Raises:
+        InputError: the source does not exist, will not open, or a folder holds no images.
+    """
+    if max_frames is not None and max_frames <= 0:
+        raise InputError(f"max_frames {max_frames} must be positive")
+    if size is not None and (len(size) != 2 or min(size) <= 0):
+        raise InputError(f"size {size} must be a positive (H, W)")
+    index = _camera_index(spec)
+    if index is not None:
+        return CaptureSource(index, True, cv2.CAP_ANY, size, max_frames, "camera")
+    assert isinstance(spec, str)
+    if spec == "synthetic":
+        return SyntheticSource(tuple(size or SYNTHETIC_SIZE), max_frames, seed)
+    if "!" in spec:
+        if "GStreamer:                   YES" not in cv2.getBuildInformation():
+            raise InputError(
+                "GStreamer pipelines need an OpenCV built with GStreamer; this one is not "
+                "(use a camera index, a file or an RTSP URL instead)"
+            )
+        return CaptureSource(spec, True, cv2.CAP_GSTREAMER, size, max_frames, "GStreamer pipeline")
+    if "://" in spec:
+        return CaptureSource(spec, True, cv2.CAP_FFMPEG, size, max_frames, "stream")
+    if spec.startswith("/dev/video"):
+        if not Path(spec).exists():
+            raise InputError(f"camera device {spec} does not exist")
+        return CaptureSource(spec, True, cv2.CAP_V4L2, size, max_frames, "camera device")
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return FolderSource(path, max_frames)
+    if path.is_file():
+        return CaptureSource(str(path), False, cv2.CAP_FFMPEG, None, max_frames, "video file")
+    raise InputError(
+        f"source {spec!r} does not exist; give 'synthetic', a camera index, a video file, "
+        "an image folder, an RTSP URL or a GStreamer pipeline"
+    )
