@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+
 from gradgroup.deploy.classes import CITYSCAPES, ClassTable
 from gradgroup.deploy.errors import InputError
 from gradgroup.deploy.preprocess import Preprocess
-from torch import nn
 
 from .grouping import Form, convert_to_grouped, get_alpha, gradual_layers, set_alpha
 from .models import create_model
@@ -114,3 +115,33 @@ def checkpoint_preprocess(ckpt: dict[str, Any]) -> Preprocess:
     if not pre:
         return Preprocess()
     return Preprocess(**{**pre, "mean": tuple(pre["mean"]), "std": tuple(pre["std"])})
+
+
+def rng_states() -> dict[str, Any]:
+    """Python, numpy, torch and CUDA RNG states as plain data (loadable with ``weights_only``)."""
+    import random
+
+    import numpy as np
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Restore what :func:`rng_states` captured."""
+    import random
+
+    import numpy as np
+
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, *rest = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(states["torch"])
+    if states.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])

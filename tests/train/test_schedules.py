@@ -1,6 +1,7 @@
 """Alpha schedules: each shape starts at 1, ends at 0, never rises, and fine-tunes at 0."""
 
 import pytest
+
 from gradgroup.deploy.errors import InputError
 from gradgroup.train.schedules import SCHEDULES, AlphaSchedule, alpha_at, cosine, exponential, step
 

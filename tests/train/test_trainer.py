@@ -1,0 +1,205 @@
+"""The trainer: exact resume, grouped conversion with Adam's state, schedules, budget, stages."""
+
+import copy
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gradgroup.deploy.classes import CITYSCAPES
+from gradgroup.deploy.datasets import Sample
+from gradgroup.deploy.errors import InputError
+from gradgroup.train.checkpoint import load_checkpoint
+from gradgroup.train.data import SegDataset
+from gradgroup.train.grouping import GradualGroupConv2d, gradual_layers, set_alpha
+from gradgroup.train.models import create_model
+from gradgroup.train.recipe import Plan, convert_with_optimizer
+from gradgroup.train.trainer import TrainConfig, train
+
+TINY = dict(
+    arch="dg4-light", size=(32, 64), epochs=2, iters_per_epoch=3, batch_size=2, workers=0,
+    progress=False, finetune_epochs=1,
+)  # fmt: skip
+
+
+class Blocks:
+    """Learnable toy scenes: rectangles of class colours plus noise, deterministic by index."""
+
+    classes = CITYSCAPES
+
+    def __init__(self, n, offset=0):
+        self.n, self.offset = n, offset
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng(self.offset + i)
+        labels = np.zeros((32, 64), np.uint8)
+        for cls in rng.choice([2, 8, 10, 13], 3, replace=False):
+            y, x = rng.integers(0, 24), rng.integers(0, 48)
+            labels[y : y + 12, x : x + 20] = cls
+        labels[:2] = 255
+        palette = np.asarray(CITYSCAPES.palette, np.int16)[np.minimum(labels, 18)]
+        image = np.clip(palette + rng.integers(-20, 20, palette.shape), 0, 255).astype(np.uint8)
+        return Sample(image, labels, f"blocks{i}")
+
+
+def tiny(out, **kw):
+    return TrainConfig(**{**TINY, "out": str(out), **kw})
+
+
+def run(cfg):
+    return train(cfg, Blocks(6), Blocks(2, offset=100))
+
+
+def strip_timing(rows):
+    return [{k: v for k, v in r.items() if k not in ("seconds", "img_per_s")} for r in rows]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted 2-epoch gradual run (alpha reaches 0 at the start of epoch 2)."""
+    out = tmp_path_factory.mktemp("ref")
+    result = run(tiny(out))
+    return out, result
+
+
+def test_reference_run_converts_and_writes_its_folder(reference):
+    out, result = reference
+    assert result.status == "done" and result.iterations == 6 and result.epochs == 2
+    assert result.converted and result.alpha == 0.0
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["best.pt", "config.json", "last.pt", "metrics.jsonl"]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert rows[0]["alpha"] == pytest.approx(1 / 3) and rows[1]["alpha"] == 0.0
+    assert set(rows[1]["iou"]) >= {"road", "sky"} and 0.0 <= rows[1]["miou"] <= 1.0
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt["model_args"]["converted"] and ckpt["iteration"] == 6
+    assert {"optimizer", "scheduler", "rng", "config", "metrics", "classes"} <= set(ckpt)
+    best = load_checkpoint(out / "best.pt")
+    assert best["run"]["best_miou"] == max(r["miou"] for r in rows)
+
+
+@pytest.mark.parametrize("stop_position", [4, 8], ids=["after-epoch-1", "mid-epoch-2"])
+def test_interrupted_and_resumed_run_is_bit_identical(
+    reference, tmp_path, monkeypatch, stop_position
+):
+    ref_out, ref = reference
+    original = SegDataset.__getitem__
+
+    def getitem(self, item):  # a real SIGINT, raised while loading the batch of one iteration
+        if isinstance(item, tuple) and item[1] == stop_position:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, item)
+
+    monkeypatch.setattr(SegDataset, "__getitem__", getitem)
+    first = run(tiny(tmp_path))
+    assert first.status == "interrupted"
+    assert first.iterations == stop_position // TINY["batch_size"] + 1  # that iteration finished
+    monkeypatch.setattr(SegDataset, "__getitem__", original)
+    second = run(tiny(tmp_path, resume=True))
+    assert second.status == "done" and second.iterations == 6
+    a, b = load_checkpoint(ref_out / "last.pt"), load_checkpoint(tmp_path / "last.pt")
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    states = zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True)
+    for sa, sb in states:
+        assert torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"])
+    ref_rows = (ref_out / "metrics.jsonl").read_text().splitlines()
+    rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert strip_timing(map(json.loads, rows)) == strip_timing(map(json.loads, ref_rows))
+
+
+def test_conversion_carries_adam_state_as_diagonal_blocks():
+    torch.manual_seed(0)
+    model = create_model("dg4-light", 19, "gradual").eval()  # eval: no dropout, fixed BN stats
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    x, y = torch.randn(2, 3, 32, 64), torch.randint(0, 19, (2, 32, 64))
+
+    def step(m, o):
+        o.zero_grad()
+        F.cross_entropy(m(x), y).backward()
+        o.step()
+
+    for alpha in (1.0, 0.5, 0.0):
+        set_alpha(model, alpha)
+        step(model, opt)
+    twin = copy.deepcopy(model)
+    twin_opt = torch.optim.Adam(twin.parameters(), lr=1e-3, weight_decay=1e-4)
+    twin_opt.load_state_dict(copy.deepcopy(opt.state_dict()))  # load_state_dict shares tensors
+    name, dense = next((n, m) for n, m in gradual_layers(model) if m.groups == 4)
+    assert convert_with_optimizer(twin, twin_opt) == len(gradual_layers(model))
+    grouped = twin.get_submodule(name)
+    assert grouped.weight.shape == (dense.out_channels, dense.in_channels // 4, 1, 1)
+    moment = twin_opt.state[grouped.weight]["exp_avg"]
+    o, i = dense.out_channels // 4, dense.in_channels // 4
+    assert torch.equal(moment[o : 2 * o], opt.state[dense.weight]["exp_avg"][o : 2 * o, i : 2 * i])
+    assert list(twin.parameters()) == [p for g in twin_opt.param_groups for p in g["params"]]
+    step(model, opt)  # dense at alpha 0 and grouped take the same step
+    step(twin, twin_opt)
+    with torch.no_grad():
+        assert torch.allclose(model(x), twin(x), atol=1e-5)
+        blocks = [dense.weight[g * o : (g + 1) * o, g * i : (g + 1) * i] for g in range(4)]
+        blocks = torch.cat(blocks)
+        assert torch.allclose(blocks, grouped.weight, atol=1e-7)
+
+
+def test_scratch_and_dense_schedules(tmp_path):
+    scratch = run(tiny(tmp_path / "s", schedule="scratch", epochs=1, iters_per_epoch=2))
+    dense = run(tiny(tmp_path / "d", schedule="dense", epochs=1, iters_per_epoch=2))
+    s, d = load_checkpoint(tmp_path / "s/last.pt"), load_checkpoint(tmp_path / "d/last.pt")
+    assert s["model_args"]["form"] == "grouped" and scratch.alpha == 0.0 and not scratch.converted
+    assert d["model_args"]["form"] == "gradual" and not d["model_args"]["converted"]
+    assert dense.alpha == 1.0 and d["alpha"] == 1.0
+    assert any(k.endswith(".alpha") for k in d["model"])
+    assert not any(k.endswith(".alpha") for k in s["model"])
+
+
+def test_time_budget_stops_cleanly_with_a_checkpoint(tmp_path):
+    result = run(tiny(tmp_path, max_minutes=1e-6))
+    assert result.status == "budget" and result.iterations == 1
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["iteration"] == 1 and ckpt["metrics"][-1]["partial"] is True
+    assert (tmp_path / "best.pt").is_file() and result.miou is not None
+
+
+def test_encoder_first_stage(tmp_path):
+    result = run(tiny(tmp_path, encoder_epochs=1, epochs=2, iters_per_epoch=2))
+    rows = load_checkpoint(tmp_path / "last.pt")["metrics"]
+    assert [r["stage"] for r in rows] == ["encoder", "main", "main"]
+    assert rows[0]["miou"] is None and rows[2]["miou"] is not None
+    assert rows[0]["alpha"] == 1.0 and rows[2]["alpha"] == 0.0 and result.converted
+
+
+def test_resume_refuses_changes_and_overwrites(reference):
+    out, _ = reference
+    with pytest.raises(InputError, match="lr=0.0005"):
+        run(tiny(out, resume=True, lr=1e-3))
+    with pytest.raises(InputError, match="already holds a run"):
+        run(tiny(out))
+
+
+def test_plan_spans_and_bad_configs():
+    plan = Plan.build(TrainConfig(epochs=10, finetune_epochs=2, alpha_span=0.5), ipe=100)
+    assert (plan.decay_iters, plan.alpha_span, plan.total_iters) == (800, 400, 1000)
+    assert plan.alpha(0) == 1.0 and plan.alpha(200) == pytest.approx(0.5) and plan.alpha(400) == 0.0
+    assert plan.lr_factor(0) == 1.0 and plan.lr_factor(1000) == 0.0
+    assert Plan.build(TrainConfig(alpha_span=250), ipe=100).alpha_span == 250
+    with pytest.raises(InputError, match="no|none"):
+        TrainConfig(epochs=2, finetune_epochs=2)
+    with pytest.raises(InputError, match="multiples of 8"):
+        TrainConfig(size=(30, 64))
+    with pytest.raises(InputError, match="did you mean 'cosine'"):
+        Plan.build(TrainConfig(alpha_shape="cosin"), ipe=10)
+
+
+def test_gradual_layers_exist_in_the_trained_form():
+    model = create_model("dg4", form="gradual")
+    assert any(isinstance(m, GradualGroupConv2d) for m in model.modules())

@@ -1,0 +1,183 @@
+"""Accuracy of a checkpoint or an ONNX model, and validation during training.
+
+- :func:`evaluate_path` is ``gradgroup eval``'s API: a ``.pt`` checkpoint becomes a torch predictor,
+  an ``.onnx`` file a :class:`~gradgroup.deploy.runtime.Segmenter`; both go through deploy's
+  torch-free :func:`~gradgroup.deploy.evaluate.evaluate` loop, so the numbers are comparable. The
+  ONNX branch never imports torch (torch is imported only inside the torch-side functions).
+- :func:`evaluate_model` is the trainer's batched validation: confusion matrices from
+  ``bincount`` merged across ranks with one ``all_reduce`` (torchvision's recipe).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gradgroup.deploy.classes import ClassTable
+from gradgroup.deploy.errors import InputError
+from gradgroup.deploy.metrics import SegMetrics
+from gradgroup.deploy.preprocess import Preprocess, normalize
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    from .distributed import DistInfo
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What to evaluate on."""
+
+    data: str = "synthetic"  # synthetic | cityscapes:DIR | folder:DIR
+    split: str = "val"
+    limit: int | None = None  # at most this many images
+    device: str = "auto"  # for checkpoints
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """mIoU, per-class IoU (None: class absent from the ground truth) and pixel accuracy."""
+
+    model: str
+    kind: str  # checkpoint | onnx
+    data: str
+    split: str
+    images: int
+    size: tuple[int, int]
+    miou: float
+    pixel_accuracy: float
+    iou: dict[str, float | None]
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def evaluate_path(model: str | Path, cfg: EvalConfig = EvalConfig()) -> EvalResult:
+    """Evaluate a ``.pt`` checkpoint or an ``.onnx`` model on a labelled dataset at its input size.
+
+    Raises:
+        InputError: unknown model type, unreadable model, or data whose classes do not match.
+    """
+    path = Path(model)
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        from gradgroup.deploy.runtime import Segmenter
+
+        seg = Segmenter(path)
+        predict, spec, classes = seg.predict_rgb, seg.meta.preprocess, seg.meta.classes
+    elif suffix in (".pt", ".pth"):
+        predict, spec, classes = _checkpoint_predictor(path, cfg.device)
+    else:
+        raise InputError(f"model {path} is neither a .pt checkpoint nor an .onnx file")
+    from gradgroup.deploy.datasets import open_dataset
+    from gradgroup.deploy.evaluate import evaluate
+
+    synthetic = cfg.data == "synthetic"
+    length = cfg.limit if synthetic else None
+    data = open_dataset(cfg.data, cfg.split, size=spec.size if synthetic else None, length=length)
+    if data.classes.num_classes != classes.num_classes:
+        raise InputError(
+            f"{cfg.data} has {data.classes.num_classes} classes but {path.name} predicts "
+            f"{classes.num_classes}; evaluate on data with the model's class table"
+        )
+    total = len(data) if cfg.limit is None else min(cfg.limit, len(data))
+    start = time.perf_counter()
+    metrics = evaluate(predict, _pairs(data, total), spec, classes.num_classes, total=total,
+                       progress=cfg.progress)  # fmt: skip
+    return EvalResult(
+        model=str(path), kind="onnx" if suffix == ".onnx" else "checkpoint", data=cfg.data,
+        split=cfg.split, images=total, size=spec.size, miou=metrics.miou,
+        pixel_accuracy=metrics.pixel_accuracy, iou=metrics.to_dict(classes.names)["iou"],
+        seconds=time.perf_counter() - start,
+    )  # fmt: skip
+
+
+def _pairs(data, total: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    for i in range(total):
+        sample = data[i]
+        yield sample.image, sample.labels
+
+
+def _checkpoint_predictor(path: Path, device: str):
+    from .checkpoint import (
+        checkpoint_classes,
+        checkpoint_preprocess,
+        load_checkpoint,
+        model_from_checkpoint,
+    )
+    from .distributed import pick_device
+
+    ckpt = load_checkpoint(path)
+    spec: Preprocess = checkpoint_preprocess(ckpt)
+    classes: ClassTable = checkpoint_classes(ckpt)
+    model = model_from_checkpoint(ckpt)
+    return torch_predictor(model, spec, pick_device(device)), spec, classes
+
+
+def torch_predictor(
+    model: nn.Module, spec: Preprocess, device: torch.device | str = "cpu"
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A deploy-style predictor: uint8 RGB at model size -> (H, W) uint8 class ids."""
+    import torch
+
+    device = torch.device(device)
+    model = model.to(device).eval()
+
+    @torch.no_grad()
+    def predict(rgb: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(normalize(rgb, spec)).to(device)
+        return model(x)[0].argmax(0).to(torch.uint8).cpu().numpy()
+
+    return predict
+
+
+def autocast(device: torch.device, amp: bool):
+    """bf16 autocast on GPUs that have it (fp16 otherwise); a no-op on CPUs or with amp off."""
+    import torch
+
+    if not amp or device.type != "cuda":
+        return torch.autocast(device.type, enabled=False)
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def evaluate_model(
+    model: nn.Module,
+    loader: DataLoader,
+    num_classes: int,
+    device: torch.device,
+    info: DistInfo | None = None,
+    amp: bool = False,
+) -> SegMetrics:
+    """mIoU, per-class IoU and pixel accuracy of ``model`` over ``loader`` (labels 255 ignored)."""
+    import torch
+
+    from .distributed import all_reduce_sum
+
+    was_training = model.training
+    model.eval()
+    n = num_classes
+    matrix = torch.zeros(n * n, dtype=torch.int64, device=device)
+    with torch.no_grad():
+        for images, labels in loader:
+            images = images.to(device, non_blocking=True)
+            if device.type == "cuda":
+                images = images.contiguous(memory_format=torch.channels_last)
+            labels = labels.to(device, non_blocking=True).reshape(-1)
+            with autocast(device, amp):
+                pred = model(images).argmax(1).reshape(-1)
+            valid = labels < n  # drops 255 (ignore) and anything out of range
+            matrix += torch.bincount(n * labels[valid] + pred[valid], minlength=n * n)
+    if info is not None:
+        all_reduce_sum(matrix, info)
+    model.train(was_training)
+    return SegMetrics.from_matrix(matrix.reshape(n, n).cpu().numpy())

@@ -1,0 +1,276 @@
+"""The training recipe as data and pure pieces: the run's configuration, its plan in iterations
+(lr and alpha per iteration), the loss, and the optimizer surgery that moves Adam's state onto true
+grouped convs when alpha reaches 0.
+
+Kept apart from the loop in :mod:`.trainer` (which re-exports ``TrainConfig``/``TrainResult``) so
+each piece can be tested on its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gradgroup.deploy.errors import InputError
+
+from .grouping import convert_to_grouped, gradual_layers
+from .schedules import AlphaSchedule
+
+log = logging.getLogger(__name__)
+
+
+SCHEDULE_CHOICES = ("gradual", "scratch", "dense")
+# Fields a resumed run may change without breaking exactness of what was already trained.
+RESUMABLE_CHANGES = frozenset(
+    {"epochs", "max_minutes", "workers", "device", "progress", "out", "resume", "val_limit"}
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on (``gradgroup train`` flags map 1:1 onto it)."""
+
+    arch: str = "dg4-light"
+    data: str = "synthetic"  # synthetic | cityscapes:DIR | folder:DIR
+    size: tuple[int, int] = (256, 512)  # training (= model input) size, (H, W)
+    epochs: int = 10  # main-stage epochs, fine-tuning included
+    iters_per_epoch: int | None = None  # None: one pass over the training set
+    batch_size: int = 6  # per process
+    lr: float = 5e-4
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    poly_power: float = 0.9
+    workers: int = 2
+    schedule: str = "gradual"
+    alpha_shape: str = "linear"
+    alpha_start: float = 1.0
+    alpha_end: float = 0.0
+    alpha_span: float = 1.0  # <= 1: fraction of the decay epochs' iterations; > 1: iterations
+    finetune_epochs: int = 1  # last epochs at alpha = 0, as a true grouped model
+    encoder_epochs: int = 0  # ERFNet's encoder-first stage (labels at 1/8), before `epochs`
+    device: str = "auto"
+    amp: bool = True  # bf16/fp16 autocast on CUDA; ignored on CPU
+    out: str = "runs/train"
+    resume: bool = False
+    seed: int = 0
+    max_minutes: float | None = None  # stop cleanly (checkpointed) after this long
+    train_length: int | None = None  # synthetic scenes / cap on files (None: dataset default)
+    val_length: int | None = None
+    val_limit: int | None = None  # evaluate on at most this many validation images
+    class_weight_samples: int = 200  # label maps the class weights are counted over
+    augment: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        h, w = self.size
+        if h <= 0 or w <= 0 or h % 8 or w % 8:
+            raise InputError(
+                f"training size {h}x{w} must be positive multiples of 8 (ERFNet downsamples 8x)"
+            )
+        if self.schedule not in SCHEDULE_CHOICES:
+            raise InputError(
+                f"schedule {self.schedule!r} must be one of {', '.join(SCHEDULE_CHOICES)}"
+            )
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name}={getattr(self, name)} must be at least 1")
+        for name in ("finetune_epochs", "encoder_epochs", "workers"):
+            if getattr(self, name) < 0:
+                raise InputError(f"{name}={getattr(self, name)} must not be negative")
+        if self.iters_per_epoch is not None and self.iters_per_epoch < 1:
+            raise InputError(f"iters_per_epoch={self.iters_per_epoch} must be at least 1")
+        if self.schedule == "gradual" and self.finetune_epochs >= self.epochs:
+            raise InputError(
+                f"finetune_epochs={self.finetune_epochs} leaves none of {self.epochs} epochs for "
+                "alpha to decay; raise --epochs or lower --finetune-epochs"
+            )
+        if self.alpha_span <= 0:
+            raise InputError(f"alpha_span={self.alpha_span} must be positive")
+        if self.lr <= 0:
+            raise InputError(f"lr={self.lr} must be positive")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise InputError(f"max_minutes={self.max_minutes} must be positive")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in data.items() if k in names}
+        for key in ("size", "betas"):
+            if key in kw:
+                kw[key] = tuple(kw[key])
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a run produced."""
+
+    out: str
+    last: str
+    best: str | None
+    arch: str
+    schedule: str
+    epochs: int  # completed epochs, encoder stage included
+    iterations: int
+    alpha: float
+    converted: bool  # grouped layers are true grouped convs
+    miou: float | None  # last validation
+    best_miou: float | None
+    seconds: float
+    status: str  # done | budget | interrupted
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A run in iterations: epoch length, stages, and lr and alpha as functions of the iteration."""
+
+    ipe: int  # iterations per epoch
+    encoder_iters: int  # encoder-first stage
+    total_iters: int
+    decay_iters: int  # main-stage iterations before fine-tuning (gradual only)
+    alpha_span: int  # iterations alpha takes from start to end
+    epochs: int  # all epochs, encoder stage included
+    schedule: str
+    alpha_shape: str
+    alpha_start: float
+    alpha_end: float
+    poly_power: float
+
+    @classmethod
+    def build(cls, cfg: TrainConfig, ipe: int) -> Plan:
+        """The plan of ``cfg`` with ``ipe`` iterations per epoch."""
+        enc = cfg.encoder_epochs * ipe
+        decay = (cfg.epochs - cfg.finetune_epochs) * ipe if cfg.schedule == "gradual" else 0
+        span = max(1, round(cfg.alpha_span * decay) if cfg.alpha_span <= 1 else int(cfg.alpha_span))
+        if cfg.schedule == "gradual" and span > decay:
+            log.warning(
+                "alpha span %d exceeds the %d decay iterations: fine-tuning starts dense",
+                span,
+                decay,
+            )
+        if cfg.schedule == "gradual" and cfg.alpha_end > 0:
+            log.warning(
+                "alpha ends at %g > 0: the layers stay dense-with-mask and never become grouped",
+                cfg.alpha_end,
+            )
+        plan = cls(
+            ipe, enc, enc + cfg.epochs * ipe, decay, span, cfg.encoder_epochs + cfg.epochs,
+            cfg.schedule, cfg.alpha_shape, cfg.alpha_start, cfg.alpha_end, cfg.poly_power,
+        )  # fmt: skip
+        plan.schedule_fn()  # validates shape, start and end up front
+        return plan
+
+    def schedule_fn(self) -> AlphaSchedule:
+        """alpha over iterations; the decay begins with the main stage."""
+        return AlphaSchedule(
+            self.alpha_shape, self.alpha_span, self.encoder_iters, self.alpha_start, self.alpha_end
+        )
+
+    def lr_factor(self, it: int) -> float:
+        """Poly decay (1 - t)^power, restarted for the main stage as ERFNet does."""
+        if it < self.encoder_iters:
+            t = it / self.encoder_iters
+        else:
+            t = (it - self.encoder_iters) / max(1, self.total_iters - self.encoder_iters)
+        return (1.0 - min(t, 1.0)) ** self.poly_power
+
+    def alpha(self, it: int) -> float:
+        """alpha for iteration ``it``: held at start in the encoder stage, then the schedule."""
+        if self.schedule != "gradual":
+            return 1.0 if self.schedule == "dense" else 0.0
+        return self.schedule_fn()(it) if it >= self.encoder_iters else self.alpha_start
+
+
+@dataclass
+class RunState:
+    """Loop counters that a checkpoint must restore besides weights and optimizer."""
+
+    iteration: int = 0
+    alpha: float = 1.0
+    best_miou: float | None = None
+    history: list = dataclasses.field(default_factory=list)
+    loss_sum: float = 0.0  # of the current epoch, so a mid-epoch resume reports the whole epoch
+    loss_n: int = 0
+    seconds: float = 0.0
+    lr: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunState:
+        return cls(**data)
+
+
+class EncoderNet(nn.Module):
+    """ERFNet's first stage: encoder + 1x1 classifier at 1/8 resolution (shares the weights)."""
+
+    def __init__(self, model: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.initial_block, self.encoder, self.head = model.initial_block, model.encoder, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(self.initial_block(x)))
+
+
+def _diagonal_blocks(t: torch.Tensor, groups: int) -> torch.Tensor:
+    """(out, in, kh, kw) dense tensor -> (out, in/groups, kh, kw), the groups' diagonal blocks."""
+    o, i = t.shape[0] // groups, t.shape[1] // groups
+    blocks = t.reshape(groups, o, groups, i, *t.shape[2:]).diagonal(dim1=0, dim2=2)
+    return blocks.movedim(-1, 0).reshape(groups * o, i, *t.shape[2:]).clone()
+
+
+def convert_with_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """``convert_to_grouped`` keeping the optimizer in step with the new parameters.
+
+    Each converted weight takes the place of the dense one in its param group (same position,
+    so a checkpoint's optimizer state loads into a model rebuilt converted), and every per-element
+    state tensor (Adam's moments) keeps its diagonal blocks: on the diagonal the grouped conv's
+    gradient equals the dense one's, so the next steps are what the dense layer at alpha = 0 would
+    have taken. Returns the number of converted layers.
+    """
+    old = {name: (m.weight, m.bias, m.groups) for name, m in gradual_layers(model)}
+    n = convert_to_grouped(model)
+    for name, (weight, bias, groups) in old.items():
+        new = model.get_submodule(name)
+        _swap_param(optimizer, weight, new.weight, lambda t, g=groups: _diagonal_blocks(t, g))
+        if bias is not None:
+            _swap_param(optimizer, bias, new.bias, lambda t: t.clone())
+    return n
+
+
+def _swap_param(optimizer, old: nn.Parameter, new: nn.Parameter, transform) -> None:
+    for group in optimizer.param_groups:
+        group["params"] = [new if p is old else p for p in group["params"]]
+    state = optimizer.state.pop(old, None)
+    if state:
+        optimizer.state[new] = {
+            k: transform(v) if torch.is_tensor(v) and v.shape == old.shape and v.dim() else v
+            for k, v in state.items()
+        }
+
+
+def iteration_seed(seed: int, rank: int, iteration: int) -> int:
+    """Seed of one process's torch RNG at one iteration, so dropout replays on resume."""
+    return ((seed * 1_000_003 + rank) * 1_000_000_007 + iteration) % (2**63 - 1)
+
+
+def weighted_ce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Class-weighted cross-entropy, ignore 255; an all-ignore batch gives 0, never NaN."""
+    loss = F.cross_entropy(
+        logits.float(), labels, weight=weights, ignore_index=255, reduction="sum"
+    )
+    valid = labels != 255
+    denom = weights[labels[valid]].sum()
+    return loss / denom.clamp_min(1e-12) if valid.any() else loss * 0.0

@@ -1,0 +1,444 @@
+"""The gradual-grouping trainer: ``train(TrainConfig) -> TrainResult``.
+
+ERFNet's recipe (Adam 5e-4, weight decay 1e-4, poly lr 0.9, class-weighted cross-entropy with
+ignore 255, flip + scale/crop) with the gradual-grouping schedule on top:
+
+- ``gradual``: the model starts dense (Form.GRADUAL, alpha = 1); alpha follows an
+  :class:`AlphaSchedule` over the decay phase, and the moment it reaches 0 every gradual layer
+  becomes a true grouped conv (Adam's moments carried over as their diagonal blocks), so the
+  last ``finetune_epochs`` run at the grouped model's speed;
+- ``scratch``: the grouped model from the first step;
+- ``dense``: the gradual form kept at alpha = 1, the dense reference.
+
+An epoch is ``iters_per_epoch`` iterations (default: one pass over the data), so runs scale to any
+budget. Every iteration reseeds torch from (seed, rank, iteration) and the data stream is a function
+of the iteration (:mod:`.data`), which is what makes ``resume`` continue bit-exactly from a
+checkpoint taken at an epoch end, on Ctrl-C or when ``max_minutes`` runs out.
+
+Output folder: ``config.json``, ``metrics.jsonl`` (one line per epoch), ``last.pt``, ``best.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, Subset
+
+from gradgroup.deploy.errors import InputError
+from gradgroup.deploy.preprocess import Preprocess
+
+from .checkpoint import rng_states, set_rng_states
+from .data import Augment, LabelledDataset, SegDataset, StreamSampler, class_weights
+from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_buffers, setup, teardown
+from .evaluate import autocast, evaluate_model
+from .grouping import Form, gradual_layers, set_alpha
+from .models import create_model
+from .recipe import (
+    RESUMABLE_CHANGES,
+    EncoderNet,
+    Plan,
+    RunState,
+    TrainConfig,
+    TrainResult,
+    convert_with_optimizer,
+    iteration_seed,
+    weighted_ce,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TrainConfig", "TrainResult", "train"]
+
+
+def train(
+    cfg: TrainConfig,
+    train_set: LabelledDataset | None = None,
+    val_set: LabelledDataset | None = None,
+) -> TrainResult:
+    """Train a model; see the module docstring for the schedules and the output folder.
+
+    Args:
+        cfg: the run's configuration.
+        train_set, val_set: datasets to use instead of opening ``cfg.data`` (API users, tests).
+
+    Raises:
+        InputError: bad configuration, data, or a resume that does not match the checkpoint.
+    """
+    info = setup(cfg.device)
+    try:
+        return _Run(cfg, info, train_set, val_set).fit()
+    finally:
+        teardown(info)
+
+
+def _open(cfg: TrainConfig, split: str, given: LabelledDataset | None) -> LabelledDataset:
+    if given is not None:
+        return given
+    from gradgroup.deploy.datasets import open_dataset
+
+    synthetic = cfg.data == "synthetic"
+    length = cfg.train_length if split == "train" else cfg.val_length
+    return open_dataset(cfg.data, split, size=cfg.size if synthetic else None, length=length)
+
+
+class _Run:
+    """One training run's state; ``fit`` is the loop, read top to bottom."""
+
+    def __init__(self, cfg, info: DistInfo, train_set, val_set) -> None:
+        self.start = time.perf_counter()  # the time budget covers data loading too
+        self.cfg, self.info, self.out = cfg, info, Path(cfg.out)
+        last = self.out / "last.pt"
+        if cfg.resume and not last.is_file():
+            raise InputError(f"--resume: {last} does not exist; start a new run without --resume")
+        if not cfg.resume and last.is_file():
+            raise InputError(
+                f"{self.out} already holds a run (last.pt); pass --resume or pick another --out"
+            )
+        self.spec = Preprocess(*cfg.size)
+        source = _open(cfg, "train", train_set)
+        self.classes = source.classes
+        self.num_classes = source.classes.num_classes
+        augment = Augment() if cfg.augment else None
+        self.train_data = SegDataset(source, self.spec, augment, seed=cfg.seed)
+        val_source = _open(cfg, "val", val_set)
+        self.val_data = SegDataset(val_source, self.spec, limit=cfg.val_limit)
+        self.train_data.cache()  # every rank its own: shards move between ranks from pass to pass
+        self.val_data.cache()
+        ipe = cfg.iters_per_epoch or max(1, len(self.train_data) // (cfg.batch_size * info.world))
+        self.plan = Plan.build(cfg, ipe)
+
+    # -- model, optimizer, checkpoint -------------------------------------------------------
+    def build(self, ckpt: dict | None) -> None:
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+        form = Form.GROUPED if cfg.schedule == "scratch" else Form.GRADUAL
+        self.model = create_model(cfg.arch, self.num_classes, form)
+        if cfg.schedule == "gradual" and not gradual_layers(self.model):
+            log.warning("%s has no grouped layers: the gradual schedule trains it dense", cfg.arch)
+        self.head = nn.Conv2d(128, self.num_classes, 1) if self.plan.encoder_iters else None
+        if ckpt is not None:
+            from .checkpoint import model_from_checkpoint
+
+            self.model = model_from_checkpoint(ckpt)
+            if self.head is not None:
+                self.head.load_state_dict(ckpt["encoder_head"])
+        dev = self.info.device
+        self.model.to(dev)
+        if self.head is not None:
+            self.head.to(dev)
+        if dev.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)
+        params = list(self.model.parameters()) + (list(self.head.parameters()) if self.head else [])
+        self.optimizer = torch.optim.Adam(
+            params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.plan.lr_factor)
+        fp16 = dev.type == "cuda" and cfg.amp and not torch.cuda.is_bf16_supported()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
+        self.state = RunState()
+        if ckpt is not None:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            self.scaler.load_state_dict(ckpt["scaler"])
+            self.state = RunState.from_dict(ckpt["run"])
+            self.weights = ckpt["class_weights"].to(dev)
+            set_rng_states(ckpt["rng"])
+        else:
+            weights, used = class_weights(
+                self.train_data, self.num_classes, cfg.class_weight_samples, progress=cfg.progress
+            )
+            self.weights = weights.to(dev)
+            log.info("class weights from %d label maps: %s", used,
+                     " ".join(f"{w:.2f}" for w in weights.tolist()))  # fmt: skip
+        self.wrap()
+
+    def wrap(self) -> None:
+        """(Re)build the module the loop calls: encoder + head in stage 1, DDP-wrapped if needed."""
+        encoder_stage = self.state.iteration < self.plan.encoder_iters
+        net = EncoderNet(self.model, self.head) if encoder_stage else self.model
+        if self.info.ddp:
+            cuda = self.info.device.type == "cuda"
+            net = DDP(net, device_ids=[self.info.device.index] if cuda else None)
+        self.net = net
+
+    def convert(self) -> None:
+        """alpha reached 0: swap in true grouped convs, carry Adam's state, re-wrap for DDP."""
+        n = convert_with_optimizer(self.model, self.optimizer)
+        log.info("alpha reached 0 at iteration %d: %d layers are now grouped convs",
+                 self.state.iteration, n)  # fmt: skip
+        self.wrap()
+
+    def checkpoint(self, name: str = "last.pt") -> Path:
+        from .checkpoint import model_state, save_checkpoint
+
+        state = model_state(self.model, self.cfg.arch, self.classes, self.spec)
+        state.update(
+            epoch=self.state.iteration // self.plan.ipe,
+            iteration=self.state.iteration,
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            scaler=self.scaler.state_dict(),
+            rng=rng_states(),
+            config=self.cfg.to_dict(),
+            metrics=list(self.state.history),
+            run=self.state.to_dict(),
+            class_weights=self.weights.cpu(),
+        )
+        if self.head is not None:
+            state["encoder_head"] = self.head.state_dict()
+        return save_checkpoint(self.out / name, state)
+
+    def load(self) -> dict | None:
+        if not self.cfg.resume:
+            return None
+        from .checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(self.out / "last.pt", map_location="cpu")
+        old = TrainConfig.from_dict(ckpt["config"])
+        now = self.cfg.to_dict()
+        changed = [
+            k for k, v in old.to_dict().items() if k not in RESUMABLE_CHANGES and now[k] != v
+        ]
+        if changed:
+            diffs = ", ".join(
+                f"{k}={getattr(old, k)!r} (now {getattr(self.cfg, k)!r})" for k in changed
+            )
+            raise InputError(f"cannot resume {self.out}: the run was started with {diffs}")
+        if old.epochs != self.cfg.epochs:
+            log.warning("resuming with epochs=%d (was %d): lr and alpha schedules are re-planned",
+                        self.cfg.epochs, old.epochs)  # fmt: skip
+        return ckpt
+
+    # -- the loop -----------------------------------------------------------------------------
+    def loader(self, start: int, count: int) -> DataLoader:
+        cfg, info = self.cfg, self.info
+        n = len(self.train_data)
+        sampler = StreamSampler(n, cfg.batch_size, cfg.seed, start, count, info.rank, info.world)
+        return DataLoader(
+            self.train_data,
+            cfg.batch_size,
+            sampler=sampler,
+            num_workers=cfg.workers,
+            pin_memory=info.device.type == "cuda",
+            generator=torch.Generator().manual_seed(cfg.seed + start),  # keeps global RNG untouched
+        )
+
+    def val_loader(self) -> DataLoader:
+        n, rank, world = len(self.val_data), self.info.rank, self.info.world
+        shard = Subset(self.val_data, list(range(rank, n, world)))  # each image once, no padding
+        return DataLoader(shard, self.cfg.batch_size)  # in this process: read once, then cached
+
+    def fit(self) -> TrainResult:
+        cfg, info = self.cfg, self.info
+        ckpt = self.load()
+        self.build(ckpt)
+        if info.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._write_config()
+            _rewrite_metrics(self.out / "metrics.jsonl", self.state.history)
+        deadline = self.start + cfg.max_minutes * 60 if cfg.max_minutes else None
+        status = "done"
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with _stop_on_sigint() as stop, logging_redirect_tqdm():  # log lines above the bar
+            status = self.run(stop, deadline)
+        if status == "interrupted" and info.main:
+            log.warning(
+                "interrupted at iteration %d; last.pt is saved. Continue with: "
+                "gradgroup train --out %s --resume",
+                self.state.iteration,
+                self.out,
+            )
+        barrier(info)
+        return self._result(status, time.perf_counter() - self.start)
+
+    def run(self, stop: threading.Event, deadline: float | None) -> str:
+        """Iterate epoch by epoch until done, out of time or interrupted; returns the status."""
+        from tqdm import tqdm
+
+        cfg, info, plan, st = self.cfg, self.info, self.plan, self.state
+        bar = tqdm(total=plan.total_iters, initial=st.iteration, unit="it", dynamic_ncols=True,
+                   disable=not (info.main and cfg.progress))  # fmt: skip
+        status = None
+        while st.iteration < plan.total_iters and status is None:
+            epoch, end = st.iteration // plan.ipe, (st.iteration // plan.ipe + 1) * plan.ipe
+            if (st.iteration < plan.encoder_iters) != isinstance(_unwrap(self.net), EncoderNet):
+                self.wrap()  # the encoder stage is over
+            bar.set_description(f"epoch {epoch + 1}/{plan.epochs}")
+            self.model.train()
+            t0 = time.perf_counter()
+            try:
+                for images, labels in self.loader(st.iteration, end - st.iteration):
+                    loss = self.step(images, labels)
+                    rate = (
+                        cfg.batch_size * info.world * bar.format_dict["rate"]
+                        if bar.format_dict.get("rate")
+                        else 0.0
+                    )
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.3f}", lr=f"{st.lr:.2e}", alpha=f"{st.alpha:.3f}",
+                                    img_s=f"{rate:.1f}", refresh=False)  # fmt: skip
+                    late = deadline is not None and time.perf_counter() > deadline
+                    status = self._agree(
+                        "interrupted" if stop.is_set() else "budget" if late else None
+                    )
+                    if status:
+                        break
+            except Exception:
+                # Ctrl-C also reaches the DataLoader workers; anything else is a bug.
+                if not stop.is_set():
+                    raise
+                status = "interrupted"
+            st.seconds += time.perf_counter() - t0
+            if st.iteration == end or status == "budget":
+                self.end_epoch(epoch, partial=st.iteration != end)
+            elif info.main:
+                self.checkpoint()
+        bar.close()
+        return status or "done"
+
+    def step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        """One optimizer step at ``state.iteration``; returns the batch loss."""
+        cfg, info, plan, st = self.cfg, self.info, self.plan, self.state
+        it = st.iteration
+        torch.manual_seed(iteration_seed(cfg.seed, info.rank, it))  # dropout: a function of it
+        st.alpha = plan.alpha(it)
+        if cfg.schedule == "gradual" and gradual_layers(self.model):
+            set_alpha(self.model, st.alpha)
+            if st.alpha == 0.0 and it >= plan.encoder_iters:
+                self.convert()
+        dev = info.device
+        images = images.to(dev, non_blocking=True)
+        if dev.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        labels = labels.to(dev, non_blocking=True)
+        with autocast(dev, cfg.amp):
+            logits = self.net(images)
+        if it < plan.encoder_iters:  # encoder stage: labels at the encoder's 1/8 resolution
+            labels = F.interpolate(labels[:, None].float(), size=logits.shape[-2:], mode="nearest")
+            labels = labels[:, 0].long()
+        loss = weighted_ce(logits, labels, self.weights)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        st.lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        value = float(loss.detach())
+        st.iteration += 1
+        st.loss_sum += value
+        st.loss_n += 1
+        return value
+
+    def _agree(self, status: str | None) -> str | None:
+        """Every rank stops at the same iteration (any rank's Ctrl-C or deadline counts)."""
+        if not self.info.ddp:
+            return status
+        code = torch.tensor(
+            [{None: 0, "budget": 1, "interrupted": 2}[status]], device=self.info.device
+        )
+        torch.distributed.all_reduce(code, op=torch.distributed.ReduceOp.MAX)
+        return {0: None, 1: "budget", 2: "interrupted"}[int(code)]
+
+    def end_epoch(self, epoch: int, partial: bool) -> None:
+        """Validate, log a metrics line, write last.pt (and best.pt when mIoU improved)."""
+        cfg, info, plan, st = self.cfg, self.info, self.plan, self.state
+        broadcast_buffers(self.model, info)  # BN statistics differ per rank; rank 0's are kept
+        totals = all_reduce_sum(
+            torch.tensor([st.loss_sum, float(st.loss_n)], dtype=torch.float64), info
+        )
+        main_stage = st.iteration > plan.encoder_iters
+        metrics = None
+        if main_stage:
+            metrics = evaluate_model(
+                self.model, self.val_loader(), self.num_classes, info.device, info, cfg.amp
+            )
+        done = st.iteration - epoch * plan.ipe
+        row = {
+            "epoch": epoch + 1, "iteration": st.iteration,
+            "stage": "main" if main_stage else "encoder",
+            "alpha": st.alpha, "loss": float(totals[0] / max(totals[1], 1.0)), "lr": st.lr,
+            "miou": metrics.miou if metrics else None,
+            "pixel_accuracy": metrics.pixel_accuracy if metrics else None,
+            "iou": metrics.to_dict(self.classes.names)["iou"] if metrics else None,
+            "seconds": round(st.seconds, 3),
+            "img_per_s": round(done * cfg.batch_size * info.world / max(st.seconds, 1e-9), 2),
+        }  # fmt: skip
+        if partial:
+            row["partial"] = True
+        st.history.append(row)
+        st.loss_sum, st.loss_n, st.seconds = 0.0, 0, 0.0
+        improved = metrics is not None and (st.best_miou is None or metrics.miou > st.best_miou)
+        if improved:
+            st.best_miou = metrics.miou
+        if not info.main:
+            return
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self.checkpoint()
+        if improved:
+            self.checkpoint("best.pt")
+        miou = f"mIoU {row['miou']:.4f}" if metrics else "encoder stage"
+        log.info(
+            "epoch %d/%d: loss %.4f alpha %.3f %s (%.1f s, %.1f img/s)", epoch + 1, plan.epochs,
+            row["loss"], st.alpha, miou, row["seconds"], row["img_per_s"],
+        )  # fmt: skip
+
+    def _write_config(self) -> None:
+        data = {**self.cfg.to_dict(), "plan": asdict(self.plan), "world_size": self.info.world,
+                "classes": self.classes.to_dict(), "preprocess": asdict(self.spec)}  # fmt: skip
+        (self.out / "config.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+    def _result(self, status: str, seconds: float) -> TrainResult:
+        hist = self.state.history
+        best = self.out / "best.pt"
+        return TrainResult(
+            out=str(self.out), last=str(self.out / "last.pt"),
+            best=str(best) if best.is_file() else None, arch=self.cfg.arch,
+            schedule=self.cfg.schedule, epochs=self.state.iteration // self.plan.ipe,
+            iterations=self.state.iteration, alpha=self.state.alpha,
+            converted=Form(self.model.form) is Form.GRADUAL and not gradual_layers(self.model)
+            and self.cfg.schedule == "gradual",
+            miou=hist[-1]["miou"] if hist else None, best_miou=self.state.best_miou,
+            seconds=seconds, status=status,
+        )  # fmt: skip
+
+
+def _rewrite_metrics(path: Path, history: list[dict]) -> None:
+    """metrics.jsonl as of the checkpoint: lines past it (a crashed epoch) are dropped."""
+    path.write_text("".join(json.dumps(row) + "\n" for row in history))
+
+
+@contextmanager
+def _stop_on_sigint():
+    """First Ctrl-C asks the loop to stop at the next iteration boundary; a second one aborts."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _unwrap(net: nn.Module) -> nn.Module:
+    return net.module if isinstance(net, DDP) else net
