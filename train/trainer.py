@@ -352,7 +352,7 @@ class _Run:
         return {0: None, 1: "budget", 2: "interrupted"}[int(code)]
 
     def end_epoch(self, epoch: int, partial: bool) -> None:
-        """Validate, log a metrics line, write last.pt (and best.pt when mIoU improved)."""
+        """Validate, log a metrics line, write last.pt (and best.pt when a deployable mIoU improved)."""
         cfg, info, plan, st = self.cfg, self.info, self.plan, self.state
         broadcast_buffers(self.model, info)  # BN statistics differ per rank; rank 0's are kept
         totals = all_reduce_sum(
@@ -379,7 +379,13 @@ class _Run:
             row["partial"] = True
         st.history.append(row)
         st.loss_sum, st.loss_n, st.seconds = 0.0, 0, 0.0
-        improved = metrics is not None and (st.best_miou is None or metrics.miou > st.best_miou)
+        # A gradual model is only deployable once alpha has reached its end: best.pt must be one.
+        deployable = cfg.schedule != "gradual" or st.alpha <= cfg.alpha_end
+        improved = (
+            deployable
+            and metrics is not None
+            and (st.best_miou is None or metrics.miou > st.best_miou)
+        )
         if improved:
             st.best_miou = metrics.miou
         if not info.main:

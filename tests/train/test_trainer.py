@@ -83,7 +83,9 @@ def test_reference_run_converts_and_writes_its_folder(reference):
     assert ckpt["model_args"]["converted"] and ckpt["iteration"] == 6
     assert {"optimizer", "scheduler", "rng", "config", "metrics", "classes"} <= set(ckpt)
     best = load_checkpoint(out / "best.pt")
-    assert best["run"]["best_miou"] == max(r["miou"] for r in rows)
+    # best.pt of a gradual run is chosen among deployable (alpha = 0) epochs only.
+    assert best["alpha"] == 0.0 and best["model_args"]["converted"]
+    assert best["run"]["best_miou"] == max(r["miou"] for r in rows if r["alpha"] == 0.0)
 
 
 @pytest.mark.parametrize("stop_position", [4, 8], ids=["after-epoch-1", "mid-epoch-2"])
@@ -167,7 +169,10 @@ def test_time_budget_stops_cleanly_with_a_checkpoint(tmp_path):
     assert result.status == "budget" and result.iterations == 1
     ckpt = load_checkpoint(tmp_path / "last.pt")
     assert ckpt["iteration"] == 1 and ckpt["metrics"][-1]["partial"] is True
-    assert (tmp_path / "best.pt").is_file() and result.miou is not None
+    # Stopped at alpha > 0: validated, but nothing deployable to call best yet.
+    assert not (tmp_path / "best.pt").is_file() and result.miou is not None and result.best is None
+    scratch = run(tiny(tmp_path / "scratch", max_minutes=1e-6, schedule="scratch"))
+    assert scratch.status == "budget" and (tmp_path / "scratch" / "best.pt").is_file()
 
 
 def test_encoder_first_stage(tmp_path):
