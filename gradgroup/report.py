@@ -1,0 +1,154 @@
+"""The pipeline's report: one table per model size, the trade-off plot, every artifact's path."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gradgroup import __version__
+from gradgroup.deploy.table import format_markdown
+
+if TYPE_CHECKING:
+    from gradgroup.pipeline import PipelineConfig
+
+HEADER = [
+    "model", "precision", "mIoU %", "int8 drop", "params", "GMACs", "p50 ms", "p99 ms", "FPS",
+    "meets {fps:g} fps", "energy mJ/frame (est.)",
+]  # fmt: skip
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def model_rows(cfg: PipelineConfig, results: dict, table: str) -> list[dict[str, Any]]:
+    """One dict per benchmarked model: accuracy from training/calibration, speed from the bench."""
+    rows = []
+    for bench in results["bench"]["tables"][table]["rows"]:
+        arch, precision = bench["model"], bench["precision"]
+        run = results["train"]["runs"][arch]
+        acc = results["calib"]["models"][arch]["accuracy"] or {}
+        if precision == "fp32":
+            miou = 100 * run["miou"] if run["miou"] is not None else None
+            drop = None
+        else:
+            miou, drop = acc.get("int8_miou"), acc.get("drop")
+        rows.append({**bench, "miou": miou, "int8_drop": drop, "schedule": run["schedule"]})
+    return rows
+
+
+def _markdown_table(rows: list[dict[str, Any]], fps: float) -> str:
+    header = [h.format(fps=fps) for h in HEADER]
+    body = [
+        [
+            f"{r['model']} ({r['schedule']})", r["precision"], _pct(r["miou"]),
+            _pct(r["int8_drop"]), f"{r['params']:,}", f"{r['macs'] / 1e9:.2f}",
+            f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['fps']:.1f}",
+            "yes" if r["meets_budget"] else "no", f"{r['energy_mj']:.2f}",
+        ]
+        for r in rows
+    ]  # fmt: skip
+    return format_markdown(header, body)
+
+
+def _artifacts(out: Path, results: dict) -> dict[str, str]:
+    paths: dict[str, str] = {}
+    for arch, run in results["train"]["runs"].items():
+        exp, cal = results["export"]["models"][arch], results["calib"]["models"][arch]
+        paths[f"{arch} checkpoint"] = run["checkpoint"]
+        paths[f"{arch} ONNX (ORT form)"] = exp["onnx"]
+        legal = f"{exp['tidl_unsupported']} unsupported, {exp['tidl_unverified']} unverified"
+        paths[f"{arch} ONNX (TIDL target: {legal})"] = exp["tidl_onnx"]
+        paths[f"{arch} int8 ONNX"] = cal["int8_onnx"]
+        paths[f"{arch} int8 report"] = cal["report"]
+        paths[f"{arch} calibration set"] = exp["calib_set"]
+        paths[f"{arch} ONNX at deployment size"] = exp["deploy_onnx"]
+        paths[f"{arch} int8 ONNX at deployment size"] = cal["deploy_int8_onnx"]
+    paths["benchmark"] = results["bench"]["tables"]["model"]["markdown"]
+    paths["benchmark at deployment size"] = results["bench"]["tables"]["deploy"]["markdown"]
+    paths["demo video"] = results["demo"]["out"]
+    return {k: os.path.relpath(v, out) for k, v in paths.items()}
+
+
+def build_report(cfg: PipelineConfig, out: Path, results: dict) -> dict[str, Any]:
+    """Write ``report.md`` and ``report.json``; return their paths and the rows."""
+    rows = model_rows(cfg, results, "model")
+    deploy_rows = model_rows(cfg, results, "deploy")
+    system = results["bench"]["system"]
+    runs = results["train"]["runs"]
+    plot = results["bench"]["tables"]["model"]["plot"]
+    artifacts = _artifacts(out, results)
+    lines = [
+        "# gradgroup pipeline report",
+        "",
+        f"gradgroup {__version__} · {system['cpu']} · {system['threads']} ONNX Runtime threads "
+        f"({system['onnxruntime']}) · Python {platform.python_version()}",
+        f"Data: {cfg.data} · model size {cfg.size[0]}x{cfg.size[1]} · training budget "
+        f"{cfg.budget_min:g} min per model · int8 max drop {cfg.max_drop:g} mIoU points",
+        "",
+        "## Training",
+        "",
+        format_markdown(
+            [
+                "model",
+                "schedule",
+                "iterations",
+                "s/iteration",
+                "minutes",
+                "final alpha",
+                "best mIoU %",
+            ],
+            [
+                [
+                    a,
+                    r["schedule"],
+                    r["iterations"],
+                    f"{r['seconds_per_iteration']:.2f}",
+                    f"{r['seconds'] / 60:.1f}",
+                    f"{r['alpha']:g}",
+                    _pct(100 * r["miou"] if r["miou"] is not None else None),
+                ]
+                for a, r in runs.items()
+            ],
+        ),  # fmt: skip
+        "",
+        f"## Models at {cfg.size[0]}x{cfg.size[1]} (the trained size)",
+        "",
+        _markdown_table(rows, cfg.fps_target),
+        "",
+        f"## Latency at the deployment size {cfg.deploy_size[0]}x{cfg.deploy_size[1]}",
+        "",
+        "Same weights exported at the camera size; accuracy columns refer to the trained size.",
+        "",
+        _markdown_table(deploy_rows, cfg.fps_target),
+        "",
+        "Latency is ONNX Runtime inference on this machine; only ratios carry over to other "
+        "machines. Energy is the analytical estimate (paper's table, 8 MB on-chip SRAM).",
+        "",
+    ]
+    if plot:
+        lines += ["## Trade-off", "", f"![latency and accuracy]({os.path.relpath(plot, out)})", ""]
+    lines += ["## Artifacts", "", format_markdown(["what", "path"], list(artifacts.items())), ""]
+    md_path, json_path = out / "report.md", out / "report.json"
+    report = {
+        "config": json.loads(json.dumps(cfg.__dict__, default=list)),
+        "system": system,
+        "training": runs,
+        "models": rows,
+        "deploy_models": deploy_rows,
+        "demo": {k: results["demo"][k] for k in ("frames", "fps", "budget_misses", "out")},
+        "artifacts": artifacts,
+    }
+    for path, text in ((md_path, "\n".join(lines)), (json_path, json.dumps(report, indent=2))):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text + "\n")
+        os.replace(tmp, path)
+    return {
+        "report_md": str(md_path),
+        "report_json": str(json_path),
+        "rows": rows,
+        "artifacts": [str(md_path), str(json_path)],
+    }

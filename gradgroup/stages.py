@@ -1,0 +1,261 @@
+"""The pipeline's stages: each calls one stage API and returns a JSON-ready result.
+
+Every function takes ``(cfg, out, results, progress)`` — ``results`` holds the earlier stages'
+returns — and lists the files it made under ``"artifacts"`` so a re-run can tell whether the stage
+can be reused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gradgroup.pipeline import PipelineConfig
+
+log = logging.getLogger(__name__)
+
+EPOCHS = 6  # validation points per training run; the last one fine-tunes at alpha = 0
+VAL_IMAGES = 48
+
+
+def _size_name(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def seconds_per_iteration(arch: str, cfg: PipelineConfig, form: str) -> float:
+    """Measure one training step of ``arch`` on this machine (forward, backward, Adam)."""
+    import torch
+    import torch.nn.functional as F
+
+    from gradgroup.train.models import create_model
+
+    device = "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
+    model = create_model(arch, form=form).to(device).train()
+    opt = torch.optim.Adam(model.parameters(), 1e-4)
+    x = torch.randn(cfg.batch_size, 3, *cfg.size, device=device)
+    y = torch.randint(0, 19, (cfg.batch_size, *cfg.size), device=device)
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return min(times[1:])
+
+
+def train_models(cfg: PipelineConfig, out: Path, results: dict, progress: bool) -> dict[str, Any]:
+    """Train the efficient model (gradual grouping) and the baseline, each within the budget."""
+    from gradgroup.train.trainer import TrainConfig, train
+
+    runs: dict[str, Any] = {}
+    for arch, schedule in ((cfg.arch, "gradual"), (cfg.baseline, "scratch")):
+        folder = out / "train" / arch
+        form = "gradual" if schedule == "gradual" else "grouped"
+        step = seconds_per_iteration(arch, cfg, form)
+        # Leave a quarter of the budget for data, validation and checkpoints.
+        iterations = max(EPOCHS * 4, int(0.75 * cfg.budget_min * 60 / step))
+        per_epoch = math.ceil(iterations / EPOCHS)
+        log.info(
+            "train %s (%s): %.2f s/iteration measured -> %d epochs x %d iterations",
+            arch, schedule, step, EPOCHS, per_epoch,
+        )  # fmt: skip
+        tcfg = TrainConfig(
+            arch=arch, data=cfg.data, size=cfg.size, epochs=EPOCHS, iters_per_epoch=per_epoch,
+            batch_size=cfg.batch_size, lr=cfg.lr, schedule=schedule, finetune_epochs=1,
+            device=cfg.device,
+            out=str(folder), resume=(folder / "last.pt").is_file(), seed=cfg.seed,
+            val_length=VAL_IMAGES, val_limit=VAL_IMAGES, progress=progress, workers=1,
+        )  # fmt: skip
+        result = train(tcfg)
+        if result.status == "interrupted":
+            raise KeyboardInterrupt
+        runs[arch] = {
+            "schedule": schedule,
+            "checkpoint": result.best or result.last,
+            "miou": result.best_miou,
+            "alpha": result.alpha,
+            "iterations": result.iterations,
+            "seconds": result.seconds,
+            "seconds_per_iteration": step,
+            "status": result.status,
+        }
+    return {"runs": runs, "artifacts": [r["checkpoint"] for r in runs.values()]}
+
+
+def export_models(cfg: PipelineConfig, out: Path, results: dict, progress: bool) -> dict[str, Any]:
+    """Export each checkpoint: ORT form (+ calibration set), TIDL-legal form, deployment size."""
+    from gradgroup.export.onnx_export import ExportConfig, export_onnx
+
+    models = out / "models"
+    exports: dict[str, Any] = {}
+    for arch, run in results["train"]["runs"].items():
+        ckpt = run["checkpoint"]
+        ort = export_onnx(ckpt, models / f"{arch}.onnx", ExportConfig(size=cfg.size, seed=cfg.seed))
+        tidl = export_onnx(
+            ckpt, models / "tidl" / f"{arch}.onnx",
+            ExportConfig(size=cfg.size, target="tidl", calib_data=None),
+        )  # fmt: skip
+        big = export_onnx(
+            ckpt, models / "deploy" / f"{arch}.onnx",
+            ExportConfig(size=cfg.deploy_size, calib_data="synthetic", calib_frames=16),
+        )  # fmt: skip
+        for res in (ort, tidl, big):
+            print(res.summary(), flush=True)
+        exports[arch] = {
+            "onnx": str(ort.path),
+            "calib_set": str(ort.calib_path),
+            "tidl_onnx": str(tidl.path),
+            "tidl_unsupported": tidl.tidl["unsupported"],
+            "tidl_unverified": tidl.tidl["unverified"],
+            "deploy_onnx": str(big.path),
+            "deploy_calib_set": str(big.calib_path),
+            "grouped_convs": ort.grouped_convs,
+            "params": ort.params,
+            "macs": ort.macs,
+            "deploy_macs": big.macs,
+        }
+    artifacts = [e[k] for e in exports.values() for k in ("onnx", "tidl_onnx", "deploy_onnx")]
+    return {"models": exports, "artifacts": artifacts}
+
+
+def calibrate_models(cfg: PipelineConfig, out: Path, results: dict, progress: bool) -> dict:
+    """int8 with accuracy control at the model size; int8 copies at the deployment size."""
+    from gradgroup.calib.quantize import CalibConfig, quantize
+
+    quantized: dict[str, Any] = {}
+    for arch, exp in results["export"]["models"].items():
+        onnx_path = Path(exp["onnx"])
+        int8 = quantize(
+            onnx_path, onnx_path.with_suffix(".int8.onnx"),
+            CalibConfig(max_drop=cfg.max_drop, eval_frames=VAL_IMAGES),
+        )  # fmt: skip
+        deploy_path = Path(exp["deploy_onnx"])
+        big = quantize(
+            deploy_path, deploy_path.with_suffix(".int8.onnx"),
+            CalibConfig(evaluate=False, nodes_to_exclude=tuple(int8.float_nodes)),
+        )  # fmt: skip
+        print(int8.summary(), flush=True)
+        quantized[arch] = {
+            "int8_onnx": int8.path,
+            "deploy_int8_onnx": big.path,
+            "accuracy": int8.accuracy,
+            "float_nodes": int8.float_nodes,
+            "report": int8.json_path,
+        }
+    artifacts = [q[k] for q in quantized.values() for k in ("int8_onnx", "deploy_int8_onnx")]
+    return {"models": quantized, "artifacts": artifacts}
+
+
+def _bench_models(results: dict, deploy: bool) -> list[tuple[str, str, str]]:
+    """(row label, precision, ONNX path) in report order: each model fp32 then int8."""
+    key, key8 = ("deploy_onnx", "deploy_int8_onnx") if deploy else ("onnx", "int8_onnx")
+    rows = []
+    for arch in results["export"]["models"]:
+        rows.append((arch, "fp32", results["export"]["models"][arch][key]))
+        rows.append((arch, "int8", results["calib"]["models"][arch][key8]))
+    return rows
+
+
+def bench_models(cfg: PipelineConfig, out: Path, results: dict, progress: bool) -> dict[str, Any]:
+    """Benchmark fp32 and int8 of both models at the model size and at the deployment size."""
+    from gradgroup.deploy.bench import BenchConfig, benchmark, system_info
+    from gradgroup.deploy.bench_report import format_markdown_report, write_json, write_text
+
+    accuracy = {}
+    for arch, run in results["train"]["runs"].items():
+        acc = results["calib"]["models"][arch]["accuracy"] or {}
+        accuracy[Path(results["export"]["models"][arch]["onnx"]).name] = run["miou"]
+        if acc.get("int8_miou") is not None:
+            int8_name = Path(results["calib"]["models"][arch]["int8_onnx"]).name
+            accuracy[int8_name] = acc["int8_miou"] / 100.0
+    acc_path = write_text(out / "accuracy.json", json.dumps(accuracy, indent=2))
+    bcfg = BenchConfig(
+        threads=cfg.threads, duration=cfg.bench_seconds, warmup=1.0, fps_target=cfg.fps_target,
+        accuracy=str(acc_path), progress=progress,
+    )  # fmt: skip
+    tables: dict[str, Any] = {}
+    artifacts = []
+    for label, deploy in (("model", False), ("deploy", True)):
+        entries = _bench_models(results, deploy)
+        rows = benchmark([p for _, _, p in entries], bcfg)
+        info = system_info(bcfg)
+        stem = out / ("bench" if not deploy else "bench_deploy")
+        artifacts.append(str(write_json(stem.with_suffix(".json"), rows, info, bcfg)))
+        write_text(stem.with_suffix(".md"), format_markdown_report(rows, info) + "\n")
+        plot = _try_plot(rows, info, stem.with_suffix(".png"))
+        tables[label] = {
+            "json": str(stem.with_suffix(".json")),
+            "markdown": str(stem.with_suffix(".md")),
+            "plot": plot,
+            "rows": [
+                _bench_summary(arch, prec, row) for (arch, prec, _), row in zip(entries, rows)
+            ],
+        }
+    return {"tables": tables, "system": _system(info), "artifacts": artifacts}
+
+
+def _bench_summary(arch: str, precision: str, row: Any) -> dict[str, Any]:
+    return {
+        "model": arch,
+        "precision": precision,
+        "path": row.model,
+        "size": list(row.model_size),
+        "params": row.params,
+        "macs": row.macs,
+        "p50_ms": row.inference.p50,
+        "p99_ms": row.inference.p99,
+        "fps": row.inference.fps,
+        "frame_p99_ms": row.frame.p99,
+        "meets_budget": row.inference.passed,
+        "energy_mj": row.energy.total_mj,
+        "energy_label": row.energy.label,
+        "file_bytes": row.file_bytes,
+    }
+
+
+def _system(info: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(info)
+
+
+def _try_plot(rows: list, info: Any, path: Path) -> str | None:
+    from gradgroup.deploy.errors import MissingDependencyError
+    from gradgroup.deploy.plots import plot_bench
+
+    try:
+        return str(plot_bench(rows, info, path))
+    except MissingDependencyError as exc:
+        log.warning("no plot: %s", exc)
+        return None
+
+
+def run_demo_video(cfg: PipelineConfig, out: Path, results: dict, progress: bool) -> dict:
+    """Segment a synthetic drive with the int8 efficient model into an annotated video."""
+    from gradgroup.deploy.demo import DemoConfig, run_demo
+
+    model = results["calib"]["models"][cfg.arch]["int8_onnx"]
+    demo = run_demo(
+        model, "synthetic",
+        DemoConfig(out=str(out / "demo.mp4"), max_frames=cfg.demo_frames, show=False,
+                   size=(2 * cfg.size[0], 2 * cfg.size[1]), threads=cfg.threads,
+                   fps_target=cfg.fps_target, seed=cfg.seed, progress=progress),
+    )  # fmt: skip
+    print(demo.line(), flush=True)
+    return {**demo.to_dict(), "artifacts": [str(out / "demo.mp4")]}
+
+
+def write_report(cfg: PipelineConfig, out: Path, results: dict, progress: bool) -> dict:
+    """``report.md`` + ``report.json`` + the trade-off plot."""
+    from gradgroup.report import build_report
+
+    return build_report(cfg, out, results)

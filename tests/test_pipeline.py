@@ -1,0 +1,102 @@
+"""The main job end to end at a tiny size: every artifact, the report's fields, resuming."""
+
+import json
+import time
+from pathlib import Path
+
+import cv2
+import onnx
+import pytest
+
+from gradgroup.cli import main
+from gradgroup.deploy.errors import InputError
+from gradgroup.pipeline import PipelineConfig, run_pipeline
+
+TINY = dict(
+    arch="dg4-light", baseline="erfnet", size=(32, 64), deploy_size=(64, 128), budget_min=0.02,
+    batch_size=2, bench_seconds=0.2, demo_frames=3, threads=1,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipeline")
+    cfg = PipelineConfig(out=str(out), **TINY)
+    return cfg, run_pipeline(cfg, progress=False)
+
+
+def test_every_artifact_exists(pipeline_run):
+    cfg, result = pipeline_run
+    out = Path(result.out)
+    report = json.loads(Path(result.report_json).read_text())
+    for name, rel in report["artifacts"].items():
+        assert (out / rel).is_file(), name
+    for arch in ("dg4-light", "erfnet"):
+        assert (out / "train" / arch / "best.pt").is_file()
+        for path in (f"models/{arch}.onnx", f"models/{arch}.int8.onnx", f"models/tidl/{arch}.onnx"):
+            onnx.checker.check_model(str(out / path))
+    assert (out / "report.md").read_text().startswith("# gradgroup pipeline report")
+
+
+def test_report_fields(pipeline_run):
+    cfg, result = pipeline_run
+    report = json.loads(Path(result.report_json).read_text())
+    rows = report["models"]
+    assert [(r["model"], r["precision"]) for r in rows] == [
+        ("dg4-light", "fp32"), ("dg4-light", "int8"), ("erfnet", "fp32"), ("erfnet", "int8"),
+    ]  # fmt: skip
+    for row in rows:
+        for key in (
+            "miou",
+            "params",
+            "macs",
+            "p50_ms",
+            "p99_ms",
+            "fps",
+            "meets_budget",
+            "energy_mj",
+        ):
+            assert row[key] is not None, key
+        assert row["p50_ms"] <= row["p99_ms"] and row["energy_label"] == "estimate"
+    assert rows[1]["int8_drop"] is not None
+    assert rows[0]["macs"] * 5 < rows[2]["macs"]  # the light dg4 is far cheaper than ERFNet
+    assert len(report["deploy_models"]) == 4
+    assert report["deploy_models"][0]["macs"] == pytest.approx(4 * rows[0]["macs"], rel=0.01)
+    train = report["training"]
+    assert train["dg4-light"]["alpha"] == 0.0 and train["dg4-light"]["schedule"] == "gradual"
+    tidl = onnx.load(str(Path(result.out) / "models/tidl/dg4-light.onnx"))
+    assert any(n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)
+               for n in tidl.graph.node)  # fmt: skip
+
+
+def test_demo_video_is_playable(pipeline_run):
+    cfg, result = pipeline_run
+    cap = cv2.VideoCapture(str(Path(result.out) / "demo.mp4"))
+    frames = 0
+    while cap.read()[0]:
+        frames += 1
+    assert frames == cfg.demo_frames
+
+
+def test_rerun_reuses_finished_stages(pipeline_run):
+    cfg, result = pipeline_run
+    start = time.perf_counter()
+    again = run_pipeline(cfg, progress=False)
+    assert time.perf_counter() - start < result.seconds
+    assert [r["model"] for r in again.rows] == [r["model"] for r in result.rows]
+    state = json.loads((Path(result.out) / "state.json").read_text())
+    assert set(state["stages"]) == {"train", "export", "calib", "bench", "demo", "report"}
+
+
+def test_other_settings_in_the_same_folder_are_refused(pipeline_run):
+    cfg, result = pipeline_run
+    with pytest.raises(InputError, match="other settings"):
+        run_pipeline(
+            PipelineConfig(out=result.out, **{**TINY, "arch": "dg8-light"}), progress=False
+        )
+
+
+def test_cli_rejects_bad_settings(capsys, tmp_path):
+    assert main(["pipeline", "--out", str(tmp_path), "--size", "30x60"]) == 2
+    assert "divisible by 8" in capsys.readouterr().err
+    assert main(["pipeline", "--out", str(tmp_path), "--arch", "erfnet"]) == 2
