@@ -42,6 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--iters-per-epoch", type=int, default=50, help="iterations per epoch")
     p.add_argument("--finetune-epochs", type=int, default=2, help="gradual: epochs at alpha 0")
     p.add_argument("--batch-size", type=int, default=6)
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam lr (short runs learn faster)")
     p.add_argument("--train-length", type=int, default=400, help="synthetic training scenes")
     p.add_argument("--val-length", type=int, default=100, help="synthetic validation scenes")
     p.add_argument("--workers", type=int, default=0)
@@ -58,7 +59,7 @@ def run_one(args: argparse.Namespace, label: str, arch: str, schedule: str) -> d
     cfg = TrainConfig(
         arch=arch, data="synthetic", size=parse_size(args.size), epochs=args.epochs,
         iters_per_epoch=args.iters_per_epoch, batch_size=args.batch_size, workers=args.workers,
-        schedule=schedule, finetune_epochs=args.finetune_epochs if schedule == "gradual" else 0,
+        lr=args.lr, schedule=schedule, finetune_epochs=args.finetune_epochs if schedule == "gradual" else 0,
         device=args.device, out=str(out), resume=(out / "last.pt").is_file(), seed=args.seed,
         max_minutes=args.max_minutes, train_length=args.train_length,
         val_length=args.val_length, progress=args.progress,
