@@ -7,13 +7,12 @@ are what compare across machines.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from .bench import BenchConfig, BenchRow, SystemInfo
+from .fileio import write_text_atomic
 from .table import format_markdown, format_table
 
 LATENCY_HEADER = (
@@ -140,18 +139,7 @@ def report_dict(rows: list[BenchRow], info: SystemInfo, cfg: BenchConfig) -> dic
 
 def write_text(path: str | Path, text: str) -> Path:
     """Write a file atomically (temp file + rename), so a failure leaves nothing behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, text)
 
 
 def write_json(path: str | Path, rows: list[BenchRow], info: SystemInfo, cfg: BenchConfig) -> Path:

@@ -8,14 +8,13 @@ before normalization, so the same set serves float and uint8-input models, ORT a
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import InputError
+from .fileio import atomic_path
 from .preprocess import Preprocess, normalize, to_layout
 
 
@@ -52,21 +51,13 @@ def save_calibset(path: str | Path, images: np.ndarray, names: list[str], spec: 
         )
     if len(names) != len(images):
         raise InputError(f"{len(names)} names for {len(images)} calibration images")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(
-                f,
-                images=images,
-                names=np.asarray(names, dtype=str),
-                preprocess=np.asarray(json.dumps(asdict(spec))),
-            )
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a calibration set is shared data
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(
+            f,
+            images=images,
+            names=np.asarray(names, dtype=str),
+            preprocess=np.asarray(json.dumps(asdict(spec))),
+        )
     return path
 
 

@@ -6,13 +6,12 @@ one line before any work is done.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .bench import BenchRow, SystemInfo
 from .errors import MissingDependencyError
+from .fileio import atomic_path
 
 
 def require_matplotlib() -> Any:
@@ -86,16 +85,9 @@ def _tradeoff(ax: Any, rows: list[BenchRow]) -> None:
 
 def _save(fig: Any, plt: Any, path: Path) -> Path:
     """Save atomically: a failed save leaves no partial PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120, format="png")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
     finally:
         plt.close(fig)
     return path

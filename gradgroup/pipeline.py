@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -28,6 +27,7 @@ from typing import Any
 from tqdm import tqdm
 
 from gradgroup.deploy.errors import InputError
+from gradgroup.deploy.fileio import write_text_atomic
 from gradgroup.deploy.preprocess import parse_size
 
 log = logging.getLogger(__name__)
@@ -127,9 +127,7 @@ class _State:
 
     def finish(self, stage: str, result: dict[str, Any]) -> None:
         self.data["stages"][stage] = result
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, default=str))
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, json.dumps(self.data, indent=2, default=str))
 
 
 def _config_key(cfg: PipelineConfig) -> dict[str, Any]:

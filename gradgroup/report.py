@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gradgroup import __version__
+from gradgroup.deploy.fileio import write_text_atomic
 from gradgroup.deploy.table import format_markdown
 
 if TYPE_CHECKING:
@@ -142,10 +143,8 @@ def build_report(cfg: PipelineConfig, out: Path, results: dict) -> dict[str, Any
         "demo": {k: results["demo"][k] for k in ("frames", "fps", "budget_misses", "out")},
         "artifacts": artifacts,
     }
-    for path, text in ((md_path, "\n".join(lines)), (json_path, json.dumps(report, indent=2))):
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text + "\n")
-        os.replace(tmp, path)
+    write_text_atomic(md_path, "\n".join(lines) + "\n")
+    write_text_atomic(json_path, json.dumps(report, indent=2) + "\n")
     return {
         "report_md": str(md_path),
         "report_json": str(json_path),

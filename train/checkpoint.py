@@ -11,9 +11,7 @@ A checkpoint is a dict of tensors and plain data only (``torch.load(weights_only
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -24,6 +22,7 @@ from torch import nn
 
 from gradgroup.deploy.classes import CITYSCAPES, ClassTable
 from gradgroup.deploy.errors import InputError
+from gradgroup.deploy.fileio import atomic_path
 from gradgroup.deploy.preprocess import Preprocess
 
 from .grouping import Form, convert_to_grouped, get_alpha, gradual_layers, set_alpha
@@ -32,17 +31,9 @@ from .models import create_model
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically: a temp file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

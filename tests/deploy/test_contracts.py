@@ -117,3 +117,17 @@ def test_confusion_matrix_ignores_255_and_computes_iou():
     assert result.iou[0] == pytest.approx(1 / 3) and result.iou[1] == pytest.approx(2 / 3)
     assert result.iou[2] == 0.0 and result.pixel_accuracy == pytest.approx(3 / 5)
     assert result.miou == pytest.approx((1 / 3 + 2 / 3 + 0) / 3)
+
+
+def test_atomic_path_renames_on_success_and_cleans_up_on_failure(tmp_path):
+    from gradgroup.deploy.fileio import atomic_path, write_text_atomic
+
+    target = tmp_path / "sub" / "a.json"
+    write_text_atomic(target, "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        assert tmp.suffix == ".json" and tmp.parent == target.parent
+        tmp.write_text("half")
+        raise RuntimeError("crash")
+    assert target.read_text() == "old"
+    assert [p.name for p in target.parent.iterdir()] == ["a.json"]
+    assert oct(target.stat().st_mode & 0o777) == "0o644"

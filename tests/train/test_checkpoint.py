@@ -40,7 +40,7 @@ def test_roundtrip_rebuilds_same_model(tmp_path, converted):
     assert ckpt["alpha"] == (0.0 if converted else pytest.approx(0.4))
     assert checkpoint_preprocess(ckpt).size == (32, 64)
     assert outputs_equal(model, rebuilt)
-    assert not list(tmp_path.glob(".*tmp"))  # no temp file left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]  # no temp file left behind
 
 
 def test_missing_and_corrupt_files_fail_clearly(tmp_path):
