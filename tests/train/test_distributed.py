@@ -3,33 +3,12 @@
 import os
 import socket
 
-import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+from toy_data import Blocks
 
-from gradgroup.deploy.classes import CITYSCAPES
-from gradgroup.deploy.datasets import Sample
 from gradgroup.train.checkpoint import load_checkpoint
-
-
-class Stripes:
-    """Tiny deterministic labelled set: horizontal class bands with colour noise."""
-
-    classes = CITYSCAPES
-
-    def __init__(self, n, offset=0):
-        self.n, self.offset = n, offset
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        rng = np.random.default_rng(self.offset + i)
-        labels = np.repeat(rng.choice([0, 2, 10, 13], 4), 8)[:, None].repeat(64, 1).astype(np.uint8)
-        palette = np.asarray(CITYSCAPES.palette, np.int16)[labels]
-        image = np.clip(palette + rng.integers(-20, 20, palette.shape), 0, 255).astype(np.uint8)
-        return Sample(image, labels, f"stripes{i}")
 
 
 def _worker(rank, world, port, out):
@@ -50,7 +29,7 @@ def _worker(rank, world, port, out):
         arch="dg4-light", size=(32, 64), epochs=2, iters_per_epoch=2, batch_size=2, workers=0,
         progress=False, out=out, finetune_epochs=1,
     )  # fmt: skip
-    trainer.train(cfg, Stripes(8), Stripes(3, offset=50))
+    trainer.train(cfg, Blocks(8), Blocks(3, offset=50))
 
 
 def test_two_gloo_processes_agree_and_write_one_checkpoint(tmp_path):
