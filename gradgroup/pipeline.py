@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -130,6 +131,36 @@ class _State:
         write_text_atomic(self.path, json.dumps(self.data, indent=2, default=str))
 
 
+class _Ticker:
+    """Moves the pipeline bar with the clock inside a stage, up to 95% of the stage's estimate.
+
+    Stage weights are estimated seconds, so the overall percent and ETA stay meaningful during a
+    long stage (training) instead of jumping only when it ends.
+    """
+
+    def __init__(self, bar: tqdm, start: float, weight: float) -> None:
+        self.bar, self.start, self.weight = bar, start, weight
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        t0 = time.perf_counter()
+        while not self.stop.wait(1.0):
+            elapsed = min(time.perf_counter() - t0, 0.95 * self.weight)
+            self.bar.n = round(self.start + elapsed)
+            self.bar.refresh()
+
+    def __enter__(self) -> _Ticker:
+        if not self.bar.disable:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+
 def _config_key(cfg: PipelineConfig) -> dict[str, Any]:
     """Settings that change results (a rerun with other ones must not reuse them)."""
     key = asdict(cfg)
@@ -158,12 +189,13 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> PipelineResult:
         ("demo", stages.run_demo_video, 20),
         ("report", stages.write_report, 5),
     ]
-    total = sum(weight for _, _, weight in steps)
+    total = round(sum(weight for _, _, weight in steps))
     results: dict[str, dict[str, Any]] = {}
     bar = tqdm(
-        total=round(total), desc="pipeline", unit="s", disable=not progress, position=0,
-        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]",
+        total=total, desc="pipeline", disable=not progress, position=0,
+        bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]",
     )  # fmt: skip
+    done = 0.0
     try:
         for name, fn, weight in steps:
             bar.set_description(f"pipeline [{name}]")
@@ -172,9 +204,12 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> PipelineResult:
                 log.info("%s: reusing the finished stage from %s", name, state.path)
                 results[name] = reused
             else:
-                results[name] = fn(cfg, out, results, progress)
+                with _Ticker(bar, done, weight):
+                    results[name] = fn(cfg, out, results, progress)
                 state.finish(name, results[name])
-            bar.update(round(weight))
+            done += weight
+            bar.n = round(done)
+            bar.refresh()
     finally:
         bar.close()
     report = results["report"]
@@ -220,7 +255,10 @@ def run(args: argparse.Namespace) -> int:
         bench_seconds=args.bench_seconds, demo_frames=args.demo_frames, threads=args.threads,
         fps_target=args.fps_target, device=args.device, seed=args.seed,
     )  # fmt: skip
-    result = run_pipeline(cfg, progress=not args.quiet)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm():  # log lines go above the progress bars, not through them
+        result = run_pipeline(cfg, progress=not args.quiet)
     if args.json:
         print(Path(result.report_json).read_text())
     else:

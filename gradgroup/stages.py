@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tqdm import tqdm
+
 if TYPE_CHECKING:
     from gradgroup.pipeline import PipelineConfig
 
@@ -109,7 +111,7 @@ def export_models(cfg: PipelineConfig, out: Path, results: dict, progress: bool)
             ExportConfig(size=cfg.deploy_size, calib_data="synthetic", calib_frames=16),
         )  # fmt: skip
         for res in (ort, tidl, big):
-            print(res.summary(), flush=True)
+            tqdm.write(res.summary())
         exports[arch] = {
             "onnx": str(ort.path),
             "calib_set": str(ort.calib_path),
@@ -143,7 +145,7 @@ def calibrate_models(cfg: PipelineConfig, out: Path, results: dict, progress: bo
             deploy_path, deploy_path.with_suffix(".int8.onnx"),
             CalibConfig(evaluate=False, nodes_to_exclude=tuple(int8.float_nodes)),
         )  # fmt: skip
-        print(int8.summary(), flush=True)
+        tqdm.write(int8.summary())
         quantized[arch] = {
             "int8_onnx": int8.path,
             "deploy_int8_onnx": big.path,
@@ -250,7 +252,7 @@ def run_demo_video(cfg: PipelineConfig, out: Path, results: dict, progress: bool
                    size=(2 * cfg.size[0], 2 * cfg.size[1]), threads=cfg.threads,
                    fps_target=cfg.fps_target, seed=cfg.seed, progress=progress),
     )  # fmt: skip
-    print(demo.line(), flush=True)
+    tqdm.write(demo.line())
     return {**demo.to_dict(), "artifacts": [str(out / "demo.mp4")]}
 
 
