@@ -37,7 +37,16 @@ def model_rows(cfg: PipelineConfig, results: dict, table: str) -> list[dict[str,
             drop = None
         else:
             miou, drop = acc.get("int8_miou"), acc.get("drop")
-        rows.append({**bench, "miou": miou, "int8_drop": drop, "schedule": run["schedule"]})
+        # Parameters and MACs of the architecture (PyTorch's count, the paper's convention): the
+        # int8 graph may execute more (calib lowers few-group 1x1 convs to dense ones for speed).
+        exp = results["export"]["models"][arch]
+        arch_counts = {
+            "params": exp["params"],
+            "macs": exp["deploy_macs"] if table == "deploy" else exp["macs"],
+            "graph_macs": bench["macs"],
+        }
+        row = {**bench, **arch_counts, "miou": miou, "int8_drop": drop}
+        rows.append({**row, "schedule": run["schedule"]})
     return rows
 
 
