@@ -108,7 +108,7 @@ def export_models(cfg: PipelineConfig, out: Path, results: dict, progress: bool)
         )  # fmt: skip
         big = export_onnx(
             ckpt, models / "deploy" / f"{arch}.onnx",
-            ExportConfig(size=cfg.deploy_size, calib_data="synthetic", calib_frames=16),
+            ExportConfig(size=cfg.deploy_size, calib_data="synthetic", calib_frames=8),
         )  # fmt: skip
         for res in (ort, tidl, big):
             tqdm.write(res.summary())
