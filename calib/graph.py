@@ -52,7 +52,9 @@ def op_census(model: onnx.ModelProto) -> dict[str, int]:
     return dict(Counter(n.op_type for n in model.graph.node).most_common())
 
 
-def ort_runtime_ops(path: str | Path, threads: int = 1) -> dict[str, Any]:
+def ort_runtime_ops(
+    path: str | Path, threads: int = 1, disabled_optimizers: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """What ONNX Runtime's CPU provider runs for a model after all graph optimizations.
 
     QDQ groups ORT fused into integer kernels show up as ``QLinear*``/``Nhwc*`` ops; every
@@ -70,7 +72,12 @@ def ort_runtime_ops(path: str | Path, threads: int = 1) -> dict[str, Any]:
         options.intra_op_num_threads = threads
         options.log_severity_level = 3  # the "hardware-specific model" warning is expected here
         options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
-        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        ort.InferenceSession(
+            str(path),
+            options,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(disabled_optimizers) or None,
+        )
         ops = Counter(n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node)
     return {
         "ops": dict(ops.most_common()),
@@ -146,11 +153,12 @@ def fold_bn_into_conv_transpose(model: onnx.ModelProto) -> int:
     for bn in remove:
         model.graph.node.remove(bn)
     if folded:
-        _drop_unused_initializers(model)
+        drop_unused_initializers(model)
     return folded
 
 
-def _drop_unused_initializers(model: onnx.ModelProto) -> None:
+def drop_unused_initializers(model: onnx.ModelProto) -> None:
+    """Remove initializers no node (or graph output) reads."""
     used = {name for node in model.graph.node for name in node.input}
     used |= {o.name for o in model.graph.output}
     keep = [t for t in model.graph.initializer if t.name in used]
@@ -351,5 +359,5 @@ def bn_to_depthwise_conv(model: onnx.ModelProto) -> int:
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     if converted:
-        _drop_unused_initializers(model)
+        drop_unused_initializers(model)
     return converted

@@ -79,6 +79,9 @@ class CalibConfig:
         eval_data: ``synthetic``, ``cityscapes:DIR`` or ``folder:DIR``.
         eval_frames: frames of ``eval_data`` to evaluate on.
         sqnr_frames: calibration frames used for per-tensor SQNR.
+        ort_rewrites: exact rewrites for ONNX Runtime CPU's int8 kernels (calib/ort_rewrites.py:
+            dense 1x1 for few groups, no float islands at the input and output); None = on
+            unless ``power_of_2`` (the TIDL-emulation model keeps the exported structure).
     """
 
     set_path: str | None = None
@@ -99,6 +102,7 @@ class CalibConfig:
     eval_data: str = "synthetic"
     eval_frames: int = 16
     sqnr_frames: int = 4
+    ort_rewrites: bool | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -140,6 +144,7 @@ class CalibConfig:
             "power_of_2": pow2,
             "reduce_range": reduce,
             "op_types": list(self.op_types) if self.op_types else "all",
+            "ort_rewrites": not pow2 if self.ort_rewrites is None else self.ort_rewrites,
         }
 
 
@@ -223,10 +228,16 @@ def quantize_qdq(
         )
     except Exception as exc:  # ORT's quantizer raises ValueError/RuntimeError/KeyError...
         raise RunError(f"ONNX Runtime quantization failed: {str(exc).splitlines()[0]}") from None
-    if settings["power_of_2"]:
+    if settings["power_of_2"] or settings.get("ort_rewrites"):
         model = onnx.load(str(out))
-        changed = power_of_two_scales(model)
-        log.debug("power-of-two: %d scale tensors rounded up", changed)
+        if settings["power_of_2"]:
+            changed = power_of_two_scales(model)
+            log.debug("power-of-two: %d scale tensors rounded up", changed)
+        if settings.get("ort_rewrites"):
+            from .ort_rewrites import QDQ_REWRITES
+
+            for rewrite in QDQ_REWRITES:
+                log.debug("%s: %d place(s)", rewrite.__name__, rewrite(model))
         onnx.save(model, str(out))
 
 
@@ -284,7 +295,7 @@ def quantize(model_path: str | Path, out: str | Path, cfg: CalibConfig) -> Calib
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".calib-", dir=out.parent))
     try:
-        prepared = prepare(model, work)
+        prepared = prepare(model, work, settings["ort_rewrites"])
         cache, staged = work / "ranges.json", work / "int8.onnx"
         exclude = tuple(cfg.nodes_to_exclude)
 
@@ -334,7 +345,11 @@ def quantize(model_path: str | Path, out: str | Path, cfg: CalibConfig) -> Calib
         import onnx
 
         ops = op_census(onnx.load(str(staged)))
-        runtime = ort_runtime_ops(staged)
+        # As the Segmenter runs it: without the ORT optimizer that would undo the rewrites.
+        from gradgroup.deploy.runtime import ORT_REWRITES_DISABLED_OPTIMIZERS
+
+        disabled = ORT_REWRITES_DISABLED_OPTIMIZERS if settings["ort_rewrites"] else ()
+        runtime = ort_runtime_ops(staged, disabled_optimizers=disabled)
         json_path = out.with_suffix(".json")
         result = CalibResult(
             path=str(out),

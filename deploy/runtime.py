@@ -32,6 +32,11 @@ OPT_LEVELS = {
     "disabled": "ORT_DISABLE_ALL",
 }
 TIDL_EP = "TIDLExecutionProvider"
+# ORT optimizers that undo gradgroup's int8 rewrites for ORT CPU (calib/ort_rewrites.py): QDQ
+# propagation moves the QuantizeLinear after the input MaxPool back in front of it, turning a
+# 0.4 ms float pool into a 7 ms NCHW uint8 one (bench/NOTES.md). Disabled for models whose
+# metadata says they were calibrated with those rewrites.
+ORT_REWRITES_DISABLED_OPTIMIZERS = ("QDQPropagationTransformer",)
 TIDL_HOWTO = (
     "install TI's onnxruntime build (the onnxruntime_tidl wheel set up by edgeai-tidl-tools' "
     "setup.sh, or the Processor SDK image on the board)"
@@ -73,6 +78,13 @@ class Segmenter:
         optimized_model_path: where ORT saves the graph it actually runs (for inspection).
         tidl_options: further TIDL provider options by TI's names (``debug_level``, ``priority``,
             ``max_pre_empt_delay``, ``core_number``, ...); values are passed as given.
+        spinning: whether ORT's intra-op threads busy-wait between kernels (None: ORT's default,
+            on). Off is faster when other threads share the cores (bench/NOTES.md).
+        session_config: further ORT session config entries (``add_session_config_entry``).
+
+    A model saved through ``optimized_model_path`` loads with ``graph_optimization="disabled"``
+    several times faster (no optimization at start-up) and runs at the same speed on the same
+    machine; it is specific to that CPU's instruction set.
 
     Raises:
         InputError: missing/corrupt model, bad option, missing artifacts folder.
@@ -88,6 +100,8 @@ class Segmenter:
         graph_optimization: str = "all",
         optimized_model_path: str | Path | None = None,
         tidl_options: dict[str, Any] | None = None,
+        spinning: bool | None = None,
+        session_config: dict[str, str] | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -112,15 +126,24 @@ class Segmenter:
         )
         if optimized_model_path:
             options.optimized_model_filepath = str(optimized_model_path)
+        config = dict(session_config or {})
+        if spinning is not None:
+            config["session.intra_op.allow_spinning"] = "1" if spinning else "0"
+        for key, value in config.items():
+            options.add_session_config_entry(key, str(value))
         providers, provider_options = _providers(provider, artifacts, tidl_options)
         # TI's examples open the file by path; the CPU provider takes the already-checked bytes.
         source = str(self.path) if provider == "tidl" else model.SerializeToString()
+        quant = self.meta.extra.get("quantization")
+        rewritten = isinstance(quant, dict) and bool(quant.get("ort_rewrites"))
+        disabled = list(ORT_REWRITES_DISABLED_OPTIMIZERS) if rewritten else None
         try:
             self.session = ort.InferenceSession(
                 source,
                 options,
                 providers=providers,
                 provider_options=provider_options,
+                disabled_optimizers=disabled,
             )
         except Exception as exc:  # ORT raises its own exception types for invalid graphs
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

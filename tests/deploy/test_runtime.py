@@ -156,6 +156,17 @@ def test_session_options(tiny_onnx, tmp_path):
 @pytest.mark.skipif(
     "TIDLExecutionProvider" in ort.get_available_providers(), reason="TI's onnxruntime present"
 )
+def test_spinning_and_offline_optimized_model(tiny_onnx, tmp_path):
+    opt = tmp_path / "opt.onnx"
+    first = Segmenter(tiny_onnx, threads=2, spinning=False, optimized_model_path=opt)
+    options = first.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    # The saved, already-optimized graph loads without optimizing and segments the same.
+    again = Segmenter(opt, graph_optimization="disabled", session_config={"session.x": "1"})
+    rgb = np.random.default_rng(0).integers(0, 256, (32, 64, 3), dtype=np.uint8)
+    assert np.array_equal(first.predict_rgb(rgb), again.predict_rgb(rgb))
+
+
 def test_tidl_absent_is_a_clear_missing_dependency(tiny_onnx, tmp_path):
     with pytest.raises(
         MissingDependencyError, match="TIDLExecutionProvider.*edgeai-tidl-tools"

@@ -1,0 +1,369 @@
+"""Exact rewrites that turn the float islands of a QDQ graph into integer kernels on ORT CPU.
+
+ONNX Runtime fuses ``DequantizeLinear -> op -> QuantizeLinear`` into an integer kernel only for
+the ops and modes it knows; the rest run in float between a DQ and a Q, each a full copy of the
+tensor. ``bench/op_profile.py`` showed which ones cost time (bench/NOTES.md); each rewrite here
+removes one kind, computing the same function:
+
+- ``convtranspose_to_subpixel`` (float graph, before quantizing): ORT CPU has no int8
+  ``ConvTranspose``, so every transposed conv of a QDQ model ran in float between a DQ and a Q.
+  A stride-s transposed conv is exactly a stride-1 conv to ``s*s*Cout`` channels (one per output
+  phase, its kernel the phase's taps of the original) followed by ``DepthToSpace``; the conv
+  quantizes to a QLinearConv. (fp32 models keep ConvTranspose: ORT's fp32 DepthToSpace is slower.)
+- ``dense_pointwise`` (float graph): ORT's int8 ``QLinearConv`` with
+  ``group > 1`` runs a strided GEMM per group in NHWC, about 6x slower per MAC than a dense 1x1;
+  a grouped 1x1 conv with few groups is the dense conv with a block-diagonal weight (zeros
+  elsewhere), faster in int8 although it does ``groups`` times the MACs.
+- ``absorb_channel_gather`` (float graph, after ``dense_pointwise``): a channel shuffle written as
+  a Gather on the channel axis, fed (through Relu) by a dense Conv, is that conv with its output
+  channels (weight rows, bias) permuted; no tensor is copied. ORT's layout transformer cannot
+  carry its NHWC layout through a Gather, so each one cost two Transposes in int8.
+- ``float_maxpool_on_input``: ``Q -> DQ -> MaxPool -> Q`` on a float tensor is ``MaxPool -> Q``
+  (quantization is monotonic); ORT's float MaxPool is fast, its NCHW uint8 one is not.
+- ``depth_to_space_as_transposes`` (float graph): ORT's DepthToSpace is a generic 6-D shuffle
+  (tens of ms on a 10 M-element logits tensor); the same DCR reordering as NHWC Transpose ->
+  Reshape -> one-axis Transpose -> Reshape -> NCHW Transpose quantizes to uint8 transposes, the
+  outer two cancel against the layout transformer's or are MLAS's fast NHWC<->NCHW copies.
+- ``dequantize_after_movement``: ``DQ -> DepthToSpace/Transpose/Reshape -> graph output`` moves
+  the bytes while they are uint8 and dequantizes afterwards (per-tensor DQ commutes with them).
+
+Every function edits the model in place and returns the number of places it changed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+MOVEMENT_OPS = ("DepthToSpace", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
+DENSE_POINTWISE_MAX_GROUPS = 4  # measured break-even near 6 (bench/NOTES.md)
+
+
+def _index(model: onnx.ModelProto):
+    inits = {t.name: t for t in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    return inits, producer, consumers
+
+
+def _attr(node: onnx.NodeProto, name: str, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def _value(inits, name: str) -> np.ndarray | None:
+    return numpy_helper.to_array(inits[name]) if name in inits else None
+
+
+def _same_qparams(inits, a: onnx.NodeProto, b: onnx.NodeProto) -> bool:
+    """True when two Q/DQ nodes use equal per-tensor scales and zero points."""
+    sa, sb = _value(inits, a.input[1]), _value(inits, b.input[1])
+    if sa is None or sb is None or sa.size != 1 or sb.size != 1 or sa != sb:
+        return False
+    za = _value(inits, a.input[2]) if len(a.input) > 2 else np.zeros((), np.uint8)
+    zb = _value(inits, b.input[2]) if len(b.input) > 2 else np.zeros((), np.uint8)
+    return za is not None and zb is not None and za.dtype == zb.dtype and za == zb
+
+
+def _drop_nodes(model: onnx.ModelProto, dead: list[onnx.NodeProto]) -> None:
+    """Remove ``dead`` (by identity: a rewired node may now share a dead node's output name)."""
+    ids = {id(n) for n in dead}
+    keep = [n for n in model.graph.node if id(n) not in ids]
+    _toposort(model, keep)
+
+
+def dense_pointwise(model: onnx.ModelProto, max_groups: int = DENSE_POINTWISE_MAX_GROUPS) -> int:
+    """Grouped 1x1 Conv (2..max_groups groups) -> dense 1x1 Conv with a block-diagonal weight."""
+    inits, _, _ = _index(model)
+    changed = 0
+    for node in model.graph.node:
+        group = _attr(node, "group", 1)
+        weight = _value(inits, node.input[1]) if node.op_type == "Conv" else None
+        if weight is None or not 1 < group <= max_groups or weight.shape[2:] != (1, 1):
+            continue
+        cout, cin_g = weight.shape[:2]
+        if cin_g == 1 and cout == group:
+            continue  # depthwise: ORT has a dedicated kernel
+        cout_g = cout // group
+        dense = np.zeros((cout, cin_g * group, 1, 1), weight.dtype)
+        for k in range(group):
+            rows = slice(k * cout_g, (k + 1) * cout_g)
+            dense[rows, k * cin_g : (k + 1) * cin_g] = weight[rows]
+        name = node.input[1] + "_dense"
+        model.graph.initializer.append(numpy_helper.from_array(dense, name))
+        node.input[1] = name
+        for a in node.attribute:
+            if a.name == "group":
+                a.i = 1
+        changed += 1
+    return changed
+
+
+def absorb_channel_gather(model: onnx.ModelProto) -> int:
+    """Conv(group=1) [-> Relu] -> Gather(axis=1, constant indices) -> Conv with permuted rows."""
+    inits, producer, consumers = _index(model)
+    outputs = {o.name for o in model.graph.output}
+    changed, dead = 0, []
+    for gather in [n for n in model.graph.node if n.op_type == "Gather"]:
+        idx = _value(inits, gather.input[1])
+        if idx is None or idx.ndim != 1 or _attr(gather, "axis", 0) not in (1, -3):
+            continue
+        chain, tensor = [], gather.input[0]
+        while True:  # walk back through per-channel-blind ops, each read only by the next
+            node = producer.get(tensor)
+            if node is None or len(consumers.get(tensor, [])) != 1 or tensor in outputs:
+                node = None
+                break
+            if node.op_type != "Relu":
+                break
+            chain.append(node)
+            tensor = node.input[0]
+        if node is None or node.op_type != "Conv" or _attr(node, "group", 1) != 1:
+            continue
+        weight = _value(inits, node.input[1])
+        if weight is None or len(idx) != weight.shape[0] or sorted(idx) != list(range(len(idx))):
+            continue  # a permutation of all output channels only
+        has_bias = len(node.input) > 2 and bool(node.input[2])
+        bias = _value(inits, node.input[2]) if has_bias else None
+        if has_bias and bias is None:
+            continue
+        w_name = node.input[1] + f"_perm{changed}"
+        model.graph.initializer.append(numpy_helper.from_array(weight[idx], w_name))
+        node.input[1] = w_name
+        if bias is not None:
+            b_name = node.input[2] + f"_perm{changed}"
+            model.graph.initializer.append(numpy_helper.from_array(bias[idx], b_name))
+            node.input[2] = b_name
+        # The chain's last node now writes the Gather's output.
+        last = chain[0] if chain else node
+        last.output[0] = gather.output[0]
+        dead.append(gather)
+        changed += 1
+    _drop_nodes(model, dead)
+    return changed
+
+
+def float_maxpool_on_input(model: onnx.ModelProto) -> int:
+    """``input -> Q -> DQ -> MaxPool -> Q`` (equal qparams) -> ``input -> MaxPool -> Q``.
+
+    Only on the float graph input: elsewhere the float tensor is a quantized op's output, and
+    reading it would break that op's integer chain.
+    """
+    inits, producer, consumers = _index(model)
+    inputs = {i.name for i in model.graph.input}
+    changed, dead = 0, []
+    for pool in [n for n in model.graph.node if n.op_type == "MaxPool" and len(n.output) == 1]:
+        dq = producer.get(pool.input[0])
+        q_in = (
+            producer.get(dq.input[0])
+            if dq is not None and dq.op_type == "DequantizeLinear"
+            else None
+        )
+        users = consumers.get(pool.output[0], [])
+        if q_in is None or q_in.op_type != "QuantizeLinear" or len(users) != 1:
+            continue
+        if q_in.input[0] not in inputs:
+            continue
+        q_out = users[0]
+        if q_out.op_type != "QuantizeLinear" or not _same_qparams(inits, q_in, q_out):
+            continue
+        pool.input[0] = q_in.input[0]  # the float tensor itself
+        if len(consumers.get(dq.output[0], [])) == 1:
+            dead.append(dq)
+            if len(consumers.get(q_in.output[0], [])) == 1:
+                dead.append(q_in)
+        changed += 1
+    _drop_nodes(model, dead)
+    return changed
+
+
+def _phase_taps(k: int, s: int, pad_begin: int, phase: int) -> tuple[int, list[int | None]]:
+    """First input offset and the kernel index of each tap for one output phase of a deconv.
+
+    Output ``y = s*m + phase`` receives ``x[i] * W[t]`` for every ``i*s - pad_begin + t == y``,
+    i.e. ``t = phase + pad_begin - s*d`` with ``d = i - m``. Taps are listed for ``d`` from the
+    first offset upwards; ``None`` where an offset has no kernel index (a zero tap).
+    """
+    r = phase + pad_begin
+    ds = sorted((r - t) // s for t in range(k) if (t - r) % s == 0)
+    return ds[0], [(r - s * d) if 0 <= r - s * d < k else None for d in range(ds[0], ds[-1] + 1)]
+
+
+def _subpixel_weight(weight: np.ndarray, s: int, pads: list[int], out_pad: list[int]):
+    """(conv weight (s*s*Cout, Cin, th, tw) in DCR order, conv pads) or None if not s*n long."""
+    cin, cout, kh, kw = weight.shape
+    plan = []
+    for axis, k in ((0, kh), (1, kw)):
+        if k - s - pads[axis] - pads[axis + 2] + out_pad[axis] != 0:
+            return None  # output length is not s * input length
+        phases = [_phase_taps(k, s, pads[axis], p) for p in range(s)]
+        lo = min(d0 for d0, _ in phases)
+        hi = max(d0 + len(t) - 1 for d0, t in phases)
+        if lo > 0 or hi < 0:
+            return None
+        plan.append((lo, hi, phases))
+    (lo_h, hi_h, ph_h), (lo_w, hi_w, ph_w) = plan
+    conv = np.zeros((s, s, cout, cin, hi_h - lo_h + 1, hi_w - lo_w + 1), weight.dtype)
+    for a, (d0a, taps_a) in enumerate(ph_h):
+        for b, (d0b, taps_b) in enumerate(ph_w):
+            for i, ty in enumerate(taps_a):
+                for j, tx in enumerate(taps_b):
+                    if ty is not None and tx is not None:
+                        conv[a, b, :, :, d0a - lo_h + i, d0b - lo_w + j] = weight[:, :, ty, tx].T
+    # Offset d reads x[m + d]: begin pad -lo, end pad hi (zeros outside the input).
+    return conv.reshape(s * s * cout, cin, *conv.shape[4:]), [-lo_h, -lo_w, hi_h, hi_w]
+
+
+def convtranspose_to_subpixel(model: onnx.ModelProto) -> int:
+    """Dense stride-s ConvTranspose [-> Relu] -> Conv to s*s*C [-> Relu] -> DepthToSpace (DCR)."""
+    inits, _, consumers = _index(model)
+    outputs = {o.name for o in model.graph.output}
+    nodes, dead, changed = [], set(), 0
+    for node in model.graph.node:
+        if id(node) in dead:
+            continue
+        weight = _value(inits, node.input[1]) if node.op_type == "ConvTranspose" else None
+        has_bias = len(node.input) > 2 and bool(node.input[2])
+        bias = _value(inits, node.input[2]) if has_bias else None
+        strides = list(_attr(node, "strides", [1, 1]))
+        if (
+            weight is None
+            or weight.ndim != 4
+            or (has_bias and bias is None)
+            or _attr(node, "group", 1) != 1
+            or _attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+            or _attr(node, "output_shape") is not None
+            or list(_attr(node, "dilations", [1, 1])) != [1, 1]
+            or strides[0] != strides[1]
+            or strides[0] < 2
+        ):
+            nodes.append(node)
+            continue
+        s = strides[0]
+        pads = list(_attr(node, "pads", [0, 0, 0, 0]))
+        made = _subpixel_weight(weight, s, pads, list(_attr(node, "output_padding", [0, 0])))
+        if made is None:
+            nodes.append(node)
+            continue
+        conv_w, conv_pads = made
+        base = node.name or f"convtranspose{changed}"
+        model.graph.initializer.append(numpy_helper.from_array(conv_w, f"{base}_subpixel_w"))
+        inputs = [node.input[0], f"{base}_subpixel_w"]
+        if bias is not None:
+            model.graph.initializer.append(
+                numpy_helper.from_array(np.tile(bias, s * s), f"{base}_subpixel_b")
+            )
+            inputs.append(f"{base}_subpixel_b")
+        phases, out = f"{base}_phases", node.output[0]
+        conv = onnx.helper.make_node(
+            "Conv", inputs, [phases], name=f"{base}_subpixel",
+            kernel_shape=list(conv_w.shape[2:]), pads=conv_pads,
+        )  # fmt: skip
+        nodes.append(conv)
+        users = consumers.get(out, [])
+        if len(users) == 1 and users[0].op_type == "Relu" and out not in outputs:
+            # Relu commutes with DepthToSpace; before it, it fuses into the quantized conv.
+            nodes.append(onnx.helper.make_node("Relu", [phases], [f"{base}_phases_relu"],
+                                               name=f"{base}_relu"))  # fmt: skip
+            phases, out = f"{base}_phases_relu", users[0].output[0]
+            dead.add(id(users[0]))
+        nodes.append(onnx.helper.make_node("DepthToSpace", [phases], [out], name=f"{base}_d2s",
+                                           blocksize=s, mode="DCR"))  # fmt: skip
+        changed += 1
+    if changed:
+        _toposort(model, nodes)
+        del model.graph.value_info[:]  # stale shapes; quant_pre_process infers them again
+    return changed
+
+
+def depth_to_space_as_transposes(model: onnx.ModelProto) -> int:
+    """DepthToSpace (DCR) -> Transpose, Reshape, one-axis Transpose, Reshape, Transpose."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+    }
+    make, nodes, changed = onnx.helper.make_node, [], 0
+    for node in model.graph.node:
+        mode = _attr(node, "mode", b"DCR")
+        shape = shapes.get(node.input[0]) if node.op_type == "DepthToSpace" else None
+        if shape is None or len(shape) != 4 or not all(shape) or mode not in (b"DCR", "DCR"):
+            nodes.append(node)
+            continue
+        s = _attr(node, "blocksize")
+        n, c4, h, w = shape
+        c, base = c4 // (s * s), node.name or f"d2s{changed}"
+        t = [f"{base}_t{i}" for i in range(4)]
+        r1, r2 = f"{base}_shape5", f"{base}_shape4"
+        model.graph.initializer.extend([
+            numpy_helper.from_array(np.array([n, h, w, s, s * c], np.int64), r1),
+            numpy_helper.from_array(np.array([n, h * s, w * s, c], np.int64), r2),
+        ])  # fmt: skip
+        nodes += [
+            make("Transpose", [node.input[0]], [t[0]], name=f"{base}_nhwc", perm=[0, 2, 3, 1]),
+            make("Reshape", [t[0], r1], [t[1]], name=f"{base}_split"),
+            make("Transpose", [t[1]], [t[2]], name=f"{base}_rows", perm=[0, 1, 3, 2, 4]),
+            make("Reshape", [t[2], r2], [t[3]], name=f"{base}_merge"),
+            make("Transpose", [t[3]], [node.output[0]], name=f"{base}_nchw", perm=[0, 3, 1, 2]),
+        ]
+        changed += 1
+    if changed:
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+    return changed
+
+
+def dequantize_after_movement(model: onnx.ModelProto) -> int:
+    """``DQ -> DepthToSpace/Transpose/Reshape -> graph output`` -> movement on uint8, then DQ."""
+    inits, producer, consumers = _index(model)
+    outputs = {o.name for o in model.graph.output}
+    changed = 0
+    for node in [n for n in model.graph.node if n.op_type in MOVEMENT_OPS]:
+        dq = producer.get(node.input[0])
+        if node.output[0] not in outputs or dq is None or dq.op_type != "DequantizeLinear":
+            continue
+        scale = _value(inits, dq.input[1])
+        if scale is None or scale.size != 1 or len(consumers.get(dq.output[0], [])) != 1:
+            continue
+        final = node.output[0]
+        node.input[0] = dq.input[0]
+        node.output[0] = final + "_quantized"
+        dq.input[0] = node.output[0]
+        dq.output[0] = final
+        changed += 1
+    _toposort(model, list(model.graph.node))  # the DQ now follows its input
+    return changed
+
+
+def _toposort(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> None:
+    ready = {i.name for i in model.graph.input} | {t.name for t in model.graph.initializer} | {""}
+    ordered, pending = [], list(nodes)
+    while pending:
+        rest = []
+        for n in pending:
+            if all(i in ready for i in n.input):
+                ordered.append(n)
+                ready.update(n.output)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):
+            ordered += rest
+            break
+        pending = rest
+    del model.graph.node[:]
+    model.graph.node.extend(ordered)
+
+
+QDQ_REWRITES = (float_maxpool_on_input, dequantize_after_movement)
+FLOAT_REWRITES = (
+    convtranspose_to_subpixel,
+    dense_pointwise,
+    absorb_channel_gather,
+    depth_to_space_as_transposes,
+)

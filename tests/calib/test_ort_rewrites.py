@@ -1,0 +1,204 @@
+"""The ORT int8 rewrites compute exactly what the graph computed before (ORT, random input)."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from gradgroup.calib import ort_rewrites as R
+
+RNG = np.random.default_rng(0)
+
+
+def _model(nodes, inits, in_shape):
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "c", "h", "w"])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model
+
+
+def _run(model, x):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x})[0]
+
+
+def _check(model, rewrite, x, expect, tol=1e-5):
+    before = _run(model, x)
+    assert rewrite(model) == expect
+    onnx.checker.check_model(model)
+    after = _run(model, x)
+    np.testing.assert_allclose(after, before, rtol=0, atol=tol)
+    return [n.op_type for n in model.graph.node]
+
+
+def _conv(name, x, y, cout, cin_g, group=1, k=1):
+    w = RNG.standard_normal((cout, cin_g, k, k)).astype(np.float32)
+    b = RNG.standard_normal(cout).astype(np.float32)
+    node = helper.make_node("Conv", [x, f"{name}_w", f"{name}_b"], [y], group=group,
+                            kernel_shape=[k, k], pads=[k // 2] * 4)  # fmt: skip
+    return node, {f"{name}_w": w, f"{name}_b": b}
+
+
+def test_dense_pointwise_is_exact_and_skips_depthwise_and_many_groups():
+    c = 16
+    n1, i1 = _conv("a", "x", "t1", c, c // 4, group=4)
+    n2, i2 = _conv("b", "t1", "t2", c, 1, group=c, k=3)  # depthwise: left alone
+    n3, i3 = _conv("c", "t2", "y", c, c // 8, group=8)  # 8 groups: left alone
+    model = _model([n1, n2, n3], {**i1, **i2, **i3}, [1, c, 6, 10])
+    x = RNG.standard_normal((1, c, 6, 10)).astype(np.float32)
+    _check(model, R.dense_pointwise, x, 1)
+    groups = [next((a.i for a in n.attribute if a.name == "group"), 1) for n in model.graph.node]
+    assert groups == [1, c, 8]
+
+
+def test_absorb_channel_gather_through_relu_is_exact():
+    c = 12
+    perm = np.array([(j % 3) * 4 + j // 3 for j in range(c)], np.int64)  # a 3-group shuffle
+    n1, i1 = _conv("a", "x", "t1", c, c)
+    relu = helper.make_node("Relu", ["t1"], ["t2"])
+    gather = helper.make_node("Gather", ["t2", "perm"], ["t3"], axis=1)
+    n2, i2 = _conv("b", "t3", "t4", c, c)
+    gather2 = helper.make_node("Gather", ["t4", "perm"], ["y"], axis=1)  # graph output
+    model = _model([n1, relu, gather, n2, gather2], {**i1, **i2, "perm": perm}, [1, c, 5, 7])
+    x = RNG.standard_normal((1, c, 5, 7)).astype(np.float32)
+    ops = _check(model, R.absorb_channel_gather, x, 2)
+    assert "Gather" not in ops
+
+
+def test_absorb_channel_gather_leaves_grouped_producers_and_shared_tensors():
+    c = 8
+    perm = np.arange(c)[::-1].astype(np.int64)
+    n1, i1 = _conv("a", "x", "t1", c, c // 2, group=2)  # grouped: rows cannot move freely
+    gather = helper.make_node("Gather", ["t1", "perm"], ["t2"], axis=1)
+    n2, i2 = _conv("b", "t2", "t3", c, c)
+    gather2 = helper.make_node("Gather", ["t3", "perm"], ["t4"], axis=1)
+    add = helper.make_node("Add", ["t3", "t4"], ["y"])  # t3 is read twice
+    model = _model([n1, gather, n2, gather2, add], {**i1, **i2, "perm": perm}, [1, c, 4, 4])
+    x = RNG.standard_normal((1, c, 4, 4)).astype(np.float32)
+    _check(model, R.absorb_channel_gather, x, 0)
+
+
+def test_depth_to_space_as_transposes_is_exact():
+    c, s = 3, 2
+    d2s = helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=s, mode="DCR")
+    model = _model([d2s], {}, [1, c * s * s, 5, 7])
+    x = RNG.standard_normal((1, c * s * s, 5, 7)).astype(np.float32)
+    ops = _check(model, R.depth_to_space_as_transposes, x, 1, tol=0)
+    assert ops == ["Transpose", "Reshape", "Transpose", "Reshape", "Transpose"]
+
+
+def test_depth_to_space_as_transposes_leaves_crd():
+    d2s = helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2, mode="CRD")
+    model = _model([d2s], {}, [1, 8, 3, 3])
+    assert R.depth_to_space_as_transposes(model) == 0
+
+
+def _qdq(name, x, y, scale, zp):
+    """Q then DQ of ``x`` with scale/zero point initializers; returns nodes and initializers."""
+    nodes = [
+        helper.make_node("QuantizeLinear", [x, f"{name}_s", f"{name}_z"], [f"{name}_q"]),
+        helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}_s", f"{name}_z"], [y]),
+    ]
+    return nodes, {f"{name}_s": np.float32(scale), f"{name}_z": np.uint8(zp)}
+
+
+def test_float_maxpool_on_input_is_exact():
+    q1, i1 = _qdq("in", "x", "xd", 0.02, 100)
+    pool = helper.make_node("MaxPool", ["xd"], ["p"], kernel_shape=[2, 2], strides=[2, 2])
+    q2, _ = _qdq("in", "p", "y", 0.02, 100)
+    q2[0].output[0], q2[1].input[0] = "pq", "pq"
+    model = _model([*q1, pool, *q2], i1, [1, 3, 8, 12])
+    x = RNG.standard_normal((1, 3, 8, 12)).astype(np.float32)
+    ops = _check(model, R.float_maxpool_on_input, x, 1, tol=0)
+    assert ops == ["MaxPool", "QuantizeLinear", "DequantizeLinear"]
+
+
+def test_float_maxpool_on_input_needs_equal_qparams():
+    q1, i1 = _qdq("in", "x", "xd", 0.02, 100)
+    pool = helper.make_node("MaxPool", ["xd"], ["p"], kernel_shape=[2, 2], strides=[2, 2])
+    q2, i2 = _qdq("out", "p", "y", 0.03, 100)
+    model = _model([*q1, pool, *q2], {**i1, **i2}, [1, 3, 8, 12])
+    assert R.float_maxpool_on_input(model) == 0
+
+
+def test_dequantize_after_movement_is_exact():
+    q1, i1 = _qdq("a", "x", "xd", 0.05, 7)
+    d2s = helper.make_node("DepthToSpace", ["xd"], ["y"], blocksize=2, mode="DCR")
+    model = _model([*q1, d2s], i1, [1, 8, 3, 5])
+    x = RNG.standard_normal((1, 8, 3, 5)).astype(np.float32)
+    ops = _check(model, R.dequantize_after_movement, x, 1, tol=0)
+    assert ops == ["QuantizeLinear", "DepthToSpace", "DequantizeLinear"]
+
+
+@pytest.mark.parametrize(
+    "k,s,pad,out_pad",
+    [(2, 2, 0, 0), (3, 2, 1, 1), (4, 2, 1, 0), (3, 3, 0, 0)],  # light head, ERFNet, others
+)
+def test_convtranspose_to_subpixel_is_exact(k, s, pad, out_pad):
+    cin, cout, h, w = 5, 7, 6, 9
+    wt = RNG.standard_normal((cin, cout, k, k)).astype(np.float32)
+    b = RNG.standard_normal(cout).astype(np.float32)
+    nodes = [
+        helper.make_node("ConvTranspose", ["x", "w", "b"], ["t"], strides=[s, s],
+                         pads=[pad] * 4, output_padding=[out_pad] * 2, kernel_shape=[k, k]),
+        helper.make_node("Relu", ["t"], ["y"]),
+    ]  # fmt: skip
+    model = onnx.shape_inference.infer_shapes(_model(nodes, {"w": wt, "b": b}, [1, cin, h, w]))
+    x = RNG.standard_normal((1, cin, h, w)).astype(np.float32)
+    ops = _check(model, R.convtranspose_to_subpixel, x, 1)
+    assert ops == ["Conv", "Relu", "DepthToSpace"]  # the Relu moved onto the conv
+    onnx.shape_inference.infer_shapes(model, strict_mode=True)  # no stale shape left behind
+
+
+def test_convtranspose_to_subpixel_leaves_grouped_and_odd_lengths():
+    c = 4
+    nodes = [
+        helper.make_node("ConvTranspose", ["x", "wg"], ["t"], strides=[2, 2], group=2,
+                         kernel_shape=[2, 2]),  # grouped
+        helper.make_node("ConvTranspose", ["t", "w"], ["y"], strides=[2, 2], kernel_shape=[3, 3]),
+    ]  # fmt: skip
+    inits = {
+        "wg": RNG.standard_normal((c, c // 2, 2, 2)).astype(np.float32),
+        "w": RNG.standard_normal((c, c, 3, 3)).astype(np.float32),  # output 2n + 1, not 2n
+    }
+    model = _model(nodes, inits, [1, c, 3, 3])
+    assert R.convtranspose_to_subpixel(model) == 0
+
+
+def test_quantize_applies_the_ort_rewrites_by_default(quantized, model_dir, tmp_path):
+    from gradgroup.calib.quantize import CalibConfig, quantize
+
+    result, _ = quantized  # the tiny dg4-light, default settings
+    ops = result.runtime["ops"]
+    assert result.settings["ort_rewrites"] is True
+    # The output ConvTranspose became an int8 sub-pixel conv; only the output DQ and the light
+    # decoder's two bilinear Resizes (which ORT does not fuse) are left in float.
+    assert "ConvTranspose" not in ops and "DepthToSpace" not in ops
+    assert result.runtime["float_islands"] <= 3
+    plain = quantize(
+        model_dir / "tiny.onnx",
+        tmp_path / "plain.int8.onnx",
+        CalibConfig(evaluate=False, ort_rewrites=False),
+    )
+    assert plain.settings["ort_rewrites"] is False
+    assert plain.runtime["ops"].get("ConvTranspose") == 1
+    assert plain.runtime["float_islands"] > result.runtime["float_islands"]
+
+
+def test_segmenter_keeps_the_input_maxpool_float_for_rewritten_models(quantized, tmp_path):
+    from gradgroup.deploy.runtime import Segmenter
+
+    _, path = quantized
+    # ORT's QDQ propagation would move the input Q in front of the MaxPool (a slow NCHW uint8
+    # pool); the Segmenter disables it for these models: the graph it runs pools the float input.
+    seg = Segmenter(path, threads=1, optimized_model_path=tmp_path / "runs.onnx")
+    pools = [n for n in onnx.load(str(tmp_path / "runs.onnx")).graph.node if n.op_type == "MaxPool"]
+    assert len(pools) == 1 and pools[0].input[0] == "input"
+    assert seg.predict_rgb(np.zeros((32, 64, 3), np.uint8)).shape == (32, 64)
