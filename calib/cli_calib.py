@@ -86,6 +86,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="TDA4VM-style: power-of-two scales, symmetric, per-tensor (see TIDL's cost on CPU)",
     )
     q.add_argument(
+        "--ort-rewrites",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="rewrite the graph exactly for ORT CPU's int8 kernels (sub-pixel transposed convs, "
+        "dense few-group 1x1, shuffles folded); off for --power-of-2",
+    )
+    q.add_argument(
         "--reduce-range",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -186,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         weight_type=args.weight_type,
         symmetric_activations=args.symmetric_activations,
         power_of_2=args.power_of_2,
+        ort_rewrites=args.ort_rewrites,
         reduce_range=args.reduce_range,
         op_types=tuple(args.op_types) if args.op_types else None,
         nodes_to_exclude=tuple(args.exclude),

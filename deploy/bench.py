@@ -48,6 +48,7 @@ class BenchConfig:
         sram_mb: on-chip SRAM budget of the energy model.
         accuracy: JSON with mIoU per model (an eval report or {model: miou}).
         graph_optimization: ORT graph optimization level.
+        spinning: ORT intra-op threads busy-wait between kernels (None: ORT's default).
         tidl_options: extra TIDL provider options as (TI name, value) pairs.
         num_frames: distinct frames cycled through.
         progress: show a progress bar per model.
@@ -65,6 +66,7 @@ class BenchConfig:
     sram_mb: float = 8.0
     accuracy: str | None = None
     graph_optimization: str = "all"
+    spinning: bool | None = None
     tidl_options: tuple[tuple[str, str], ...] = ()
     num_frames: int = 8
     progress: bool = True
@@ -290,7 +292,8 @@ def bench_one(
     """Warm up, time and count one model."""
     seg = Segmenter(
         path, cfg.provider, threads=cfg.threads, artifacts=artifacts,
-        graph_optimization=cfg.graph_optimization, tidl_options=dict(cfg.tidl_options) or None,
+        graph_optimization=cfg.graph_optimization, spinning=cfg.spinning,
+        tidl_options=dict(cfg.tidl_options) or None,
     )  # fmt: skip
     spec = seg.meta.preprocess
     stats = graph_stats(path, input_size=spec.size)

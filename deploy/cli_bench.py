@@ -83,6 +83,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=("all", "extended", "basic", "disabled"),
         help="ORT graph optimization level (default all)",
     )
+    parser.add_argument(
+        "--spinning",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ORT threads busy-wait between kernels (default: ORT's; --no-spinning helps on "
+        "shared machines)",
+    )
     parser.add_argument("--json", metavar="FILE", help="write the full report (with samples)")
     parser.add_argument("--markdown", metavar="FILE", help="write the tables as markdown")
     parser.add_argument("--plot", metavar="FILE", help="write a PNG chart (needs matplotlib)")
@@ -104,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
         duration=args.duration, warmup=args.warmup, fps_target=args.fps_target, calib=args.calib,
         frame_size=parse_size(args.frame_size) if args.frame_size else None,
         sram_mb=args.sram_mb, accuracy=args.accuracy,
-        graph_optimization=args.graph_optimization, tidl_options=_pairs(args.tidl_option),
+        graph_optimization=args.graph_optimization, spinning=args.spinning,
+        tidl_options=_pairs(args.tidl_option),
         progress=not args.no_progress,
     )  # fmt: skip
     rows = benchmark(args.models, cfg)
