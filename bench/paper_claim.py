@@ -59,7 +59,8 @@ def run_one(args: argparse.Namespace, label: str, arch: str, schedule: str) -> d
     cfg = TrainConfig(
         arch=arch, data="synthetic", size=parse_size(args.size), epochs=args.epochs,
         iters_per_epoch=args.iters_per_epoch, batch_size=args.batch_size, workers=args.workers,
-        lr=args.lr, schedule=schedule, finetune_epochs=args.finetune_epochs if schedule == "gradual" else 0,
+        lr=args.lr, schedule=schedule,
+        finetune_epochs=args.finetune_epochs if schedule == "gradual" else 0,
         device=args.device, out=str(out), resume=(out / "last.pt").is_file(), seed=args.seed,
         max_minutes=args.max_minutes, train_length=args.train_length,
         val_length=args.val_length, progress=args.progress,

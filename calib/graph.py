@@ -24,6 +24,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from gradgroup.deploy.onnx_graph import Graph, drop_unused_initializers
+
 log = logging.getLogger(__name__)
 
 # Ops that only exist in an already-quantized graph.
@@ -87,10 +89,6 @@ def ort_runtime_ops(
     }
 
 
-def _initializers(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
-    return {t.name: t for t in model.graph.initializer}
-
-
 def _set_initializer(model: onnx.ModelProto, name: str, value: np.ndarray) -> None:
     for i, t in enumerate(model.graph.initializer):
         if t.name == name:
@@ -99,22 +97,14 @@ def _set_initializer(model: onnx.ModelProto, name: str, value: np.ndarray) -> No
     raise KeyError(name)
 
 
-def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
-    out: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            out.setdefault(name, []).append(node)
-    return out
-
-
 def fold_bn_into_conv_transpose(model: onnx.ModelProto) -> int:
     """Fold each BatchNormalization that alone consumes a ConvTranspose output into its weights.
 
     ``W[ci, co] *= a[co]``, ``b = (b - mean) * a + beta`` with ``a = gamma / sqrt(var + eps)``;
     the graph computes the same function with one node fewer. Returns the number folded.
     """
-    inits = _initializers(model)
-    consumers = _consumers(model)
+    inits = {t.name: t for t in model.graph.initializer}
+    consumers = Graph(model).consumers
     graph_outputs = {o.name for o in model.graph.output}
     folded, remove = 0, []
     for conv in model.graph.node:
@@ -157,15 +147,6 @@ def fold_bn_into_conv_transpose(model: onnx.ModelProto) -> int:
     return folded
 
 
-def drop_unused_initializers(model: onnx.ModelProto) -> None:
-    """Remove initializers no node (or graph output) reads."""
-    used = {name for node in model.graph.node for name in node.input}
-    used |= {o.name for o in model.graph.output}
-    keep = [t for t in model.graph.initializer if t.name in used]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(keep)
-
-
 def pow2_ceil(scale: np.ndarray) -> np.ndarray:
     """Smallest power of two >= each scale (the range never shrinks, so nothing new clips)."""
     scale = np.asarray(scale, np.float64)
@@ -204,9 +185,9 @@ def power_of_two_scales(model: onnx.ModelProto) -> int:
     Returns:
         Number of scale tensors changed.
     """
-    inits = _initializers(model)
+    inits = {t.name: t for t in model.graph.initializer}
     producers = {o: n for n in model.graph.node for o in n.output}
-    consumers = _consumers(model)
+    consumers = Graph(model).consumers
     dq_nodes = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
     q_nodes = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
 
@@ -302,7 +283,7 @@ def _bias_dequantizers(
 
 def scales(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     """Every QuantizeLinear/DequantizeLinear scale initializer by name."""
-    inits = _initializers(model)
+    inits = {t.name: t for t in model.graph.initializer}
     names = {
         n.input[1] for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
     }
@@ -317,7 +298,7 @@ def bn_to_depthwise_conv(model: onnx.ModelProto) -> int:
     the int8 chain. ``y = a * x + b`` per channel is exactly a ``group=C`` 1×1 Conv with weight
     ``a`` and bias ``b``, which quantizes to a QLinearConv. Returns the number converted.
     """
-    inits = _initializers(model)
+    inits = {t.name: t for t in model.graph.initializer}
     ranks = {
         v.name: len(v.type.tensor_type.shape.dim)
         for v in list(model.graph.value_info) + list(model.graph.input)

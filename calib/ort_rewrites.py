@@ -36,25 +36,15 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from gradgroup.deploy.onnx_graph import Graph, attr, toposort
+
 MOVEMENT_OPS = ("DepthToSpace", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
 DENSE_POINTWISE_MAX_GROUPS = 4  # measured break-even near 6 (bench/NOTES.md)
 
 
-def _index(model: onnx.ModelProto):
-    inits = {t.name: t for t in model.graph.initializer}
-    producer = {o: n for n in model.graph.node for o in n.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for n in model.graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
-    return inits, producer, consumers
-
-
-def _attr(node: onnx.NodeProto, name: str, default=None):
-    for a in node.attribute:
-        if a.name == name:
-            return onnx.helper.get_attribute_value(a)
-    return default
+def _index_of(model: onnx.ModelProto):
+    g = Graph(model)
+    return g.inits, g.producer, g.consumers
 
 
 def _value(inits, name: str) -> np.ndarray | None:
@@ -75,15 +65,15 @@ def _drop_nodes(model: onnx.ModelProto, dead: list[onnx.NodeProto]) -> None:
     """Remove ``dead`` (by identity: a rewired node may now share a dead node's output name)."""
     ids = {id(n) for n in dead}
     keep = [n for n in model.graph.node if id(n) not in ids]
-    _toposort(model, keep)
+    toposort(model, keep)
 
 
 def dense_pointwise(model: onnx.ModelProto, max_groups: int = DENSE_POINTWISE_MAX_GROUPS) -> int:
     """Grouped 1x1 Conv (2..max_groups groups) -> dense 1x1 Conv with a block-diagonal weight."""
-    inits, _, _ = _index(model)
+    inits, _, _ = _index_of(model)
     changed = 0
     for node in model.graph.node:
-        group = _attr(node, "group", 1)
+        group = attr(node, "group", 1)
         weight = _value(inits, node.input[1]) if node.op_type == "Conv" else None
         if weight is None or not 1 < group <= max_groups or weight.shape[2:] != (1, 1):
             continue
@@ -107,12 +97,12 @@ def dense_pointwise(model: onnx.ModelProto, max_groups: int = DENSE_POINTWISE_MA
 
 def absorb_channel_gather(model: onnx.ModelProto) -> int:
     """Conv(group=1) [-> Relu] -> Gather(axis=1, constant indices) -> Conv with permuted rows."""
-    inits, producer, consumers = _index(model)
+    inits, producer, consumers = _index_of(model)
     outputs = {o.name for o in model.graph.output}
     changed, dead = 0, []
     for gather in [n for n in model.graph.node if n.op_type == "Gather"]:
         idx = _value(inits, gather.input[1])
-        if idx is None or idx.ndim != 1 or _attr(gather, "axis", 0) not in (1, -3):
+        if idx is None or idx.ndim != 1 or attr(gather, "axis", 0) not in (1, -3):
             continue
         chain, tensor = [], gather.input[0]
         while True:  # walk back through per-channel-blind ops, each read only by the next
@@ -124,7 +114,7 @@ def absorb_channel_gather(model: onnx.ModelProto) -> int:
                 break
             chain.append(node)
             tensor = node.input[0]
-        if node is None or node.op_type != "Conv" or _attr(node, "group", 1) != 1:
+        if node is None or node.op_type != "Conv" or attr(node, "group", 1) != 1:
             continue
         weight = _value(inits, node.input[1])
         if weight is None or len(idx) != weight.shape[0] or sorted(idx) != list(range(len(idx))):
@@ -155,7 +145,7 @@ def float_maxpool_on_input(model: onnx.ModelProto) -> int:
     Only on the float graph input: elsewhere the float tensor is a quantized op's output, and
     reading it would break that op's integer chain.
     """
-    inits, producer, consumers = _index(model)
+    inits, producer, consumers = _index_of(model)
     inputs = {i.name for i in model.graph.input}
     changed, dead = 0, []
     for pool in [n for n in model.graph.node if n.op_type == "MaxPool" and len(n.output) == 1]:
@@ -222,7 +212,7 @@ def _subpixel_weight(weight: np.ndarray, s: int, pads: list[int], out_pad: list[
 
 def convtranspose_to_subpixel(model: onnx.ModelProto) -> int:
     """Dense stride-s ConvTranspose [-> Relu] -> Conv to s*s*C [-> Relu] -> DepthToSpace (DCR)."""
-    inits, _, consumers = _index(model)
+    inits, _, consumers = _index_of(model)
     outputs = {o.name for o in model.graph.output}
     nodes, dead, changed = [], set(), 0
     for node in model.graph.node:
@@ -231,23 +221,23 @@ def convtranspose_to_subpixel(model: onnx.ModelProto) -> int:
         weight = _value(inits, node.input[1]) if node.op_type == "ConvTranspose" else None
         has_bias = len(node.input) > 2 and bool(node.input[2])
         bias = _value(inits, node.input[2]) if has_bias else None
-        strides = list(_attr(node, "strides", [1, 1]))
+        strides = list(attr(node, "strides", [1, 1]))
         if (
             weight is None
             or weight.ndim != 4
             or (has_bias and bias is None)
-            or _attr(node, "group", 1) != 1
-            or _attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
-            or _attr(node, "output_shape") is not None
-            or list(_attr(node, "dilations", [1, 1])) != [1, 1]
+            or attr(node, "group", 1) != 1
+            or attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+            or attr(node, "output_shape") is not None
+            or list(attr(node, "dilations", [1, 1])) != [1, 1]
             or strides[0] != strides[1]
             or strides[0] < 2
         ):
             nodes.append(node)
             continue
         s = strides[0]
-        pads = list(_attr(node, "pads", [0, 0, 0, 0]))
-        made = _subpixel_weight(weight, s, pads, list(_attr(node, "output_padding", [0, 0])))
+        pads = list(attr(node, "pads", [0, 0, 0, 0]))
+        made = _subpixel_weight(weight, s, pads, list(attr(node, "output_padding", [0, 0])))
         if made is None:
             nodes.append(node)
             continue
@@ -277,7 +267,7 @@ def convtranspose_to_subpixel(model: onnx.ModelProto) -> int:
                                            blocksize=s, mode="DCR"))  # fmt: skip
         changed += 1
     if changed:
-        _toposort(model, nodes)
+        toposort(model, nodes)
         del model.graph.value_info[:]  # stale shapes; quant_pre_process infers them again
     return changed
 
@@ -291,12 +281,12 @@ def depth_to_space_as_transposes(model: onnx.ModelProto) -> int:
     }
     make, nodes, changed = onnx.helper.make_node, [], 0
     for node in model.graph.node:
-        mode = _attr(node, "mode", b"DCR")
+        mode = attr(node, "mode", b"DCR")
         shape = shapes.get(node.input[0]) if node.op_type == "DepthToSpace" else None
         if shape is None or len(shape) != 4 or not all(shape) or mode not in (b"DCR", "DCR"):
             nodes.append(node)
             continue
-        s = _attr(node, "blocksize")
+        s = attr(node, "blocksize")
         n, c4, h, w = shape
         c, base = c4 // (s * s), node.name or f"d2s{changed}"
         t = [f"{base}_t{i}" for i in range(4)]
@@ -321,7 +311,7 @@ def depth_to_space_as_transposes(model: onnx.ModelProto) -> int:
 
 def dequantize_after_movement(model: onnx.ModelProto) -> int:
     """``DQ -> DepthToSpace/Transpose/Reshape -> graph output`` -> movement on uint8, then DQ."""
-    inits, producer, consumers = _index(model)
+    inits, producer, consumers = _index_of(model)
     outputs = {o.name for o in model.graph.output}
     changed = 0
     for node in [n for n in model.graph.node if n.op_type in MOVEMENT_OPS]:
@@ -337,27 +327,8 @@ def dequantize_after_movement(model: onnx.ModelProto) -> int:
         dq.input[0] = node.output[0]
         dq.output[0] = final
         changed += 1
-    _toposort(model, list(model.graph.node))  # the DQ now follows its input
+    toposort(model, list(model.graph.node))  # the DQ now follows its input
     return changed
-
-
-def _toposort(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> None:
-    ready = {i.name for i in model.graph.input} | {t.name for t in model.graph.initializer} | {""}
-    ordered, pending = [], list(nodes)
-    while pending:
-        rest = []
-        for n in pending:
-            if all(i in ready for i in n.input):
-                ordered.append(n)
-                ready.update(n.output)
-            else:
-                rest.append(n)
-        if len(rest) == len(pending):
-            ordered += rest
-            break
-        pending = rest
-    del model.graph.node[:]
-    model.graph.node.extend(ordered)
 
 
 QDQ_REWRITES = (float_maxpool_on_input, dequantize_after_movement)

@@ -54,7 +54,9 @@ def prepare(model, workdir: Path, ort_rewrites: bool = False) -> Path:
     import onnx
     from onnxruntime.quantization import quant_pre_process
 
-    from .graph import bn_to_depthwise_conv, drop_unused_initializers, fold_bn_into_conv_transpose
+    from gradgroup.deploy.onnx_graph import drop_unused_initializers
+
+    from .graph import bn_to_depthwise_conv, fold_bn_into_conv_transpose
 
     folded = fold_bn_into_conv_transpose(model)
     if folded:

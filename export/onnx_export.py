@@ -28,6 +28,7 @@ from gradgroup import __version__
 from gradgroup.deploy.calibset import save_calibset
 from gradgroup.deploy.errors import InputError, RunError
 from gradgroup.deploy.metadata import ModelMeta, write_meta
+from gradgroup.deploy.onnx_graph import grouped_conv_count
 from gradgroup.deploy.tidl_check import UNSUPPORTED, check_tidl, count_findings
 from gradgroup.train.checkpoint import (
     checkpoint_classes,
@@ -39,7 +40,6 @@ from gradgroup.train.flops import count_model
 
 from . import verify
 from .calib_data import collect_calib_frames, parse_calib_spec
-from .graph import grouped_conv_count
 from .prepare import export_module, to_deploy_form
 from .rewrites import SHUFFLE_REWRITES, apply_rewrites, rewrite_names
 from .rewrites_tidl import TIDL_REWRITES

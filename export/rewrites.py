@@ -20,8 +20,7 @@ import numpy as np
 import onnx
 
 from gradgroup.deploy.errors import InputError
-
-from .graph import Graph, attr, tensor_shape
+from gradgroup.deploy.onnx_graph import Graph, attr, tensor_shape
 
 log = logging.getLogger(__name__)
 

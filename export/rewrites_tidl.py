@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from .graph import Graph, attr, set_attr
+from gradgroup.deploy.onnx_graph import Graph, attr, set_attr
+
 from .rewrites import register
 
 TIDL_DEPTHWISE_KERNELS = (3, 5, 7)

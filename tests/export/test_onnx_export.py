@@ -14,10 +14,10 @@ from onnx import numpy_helper
 from gradgroup.deploy.calibset import load_calibset
 from gradgroup.deploy.errors import InputError, RunError
 from gradgroup.deploy.metadata import read_meta
+from gradgroup.deploy.onnx_graph import attr
 from gradgroup.deploy.preprocess import normalize, to_layout
 from gradgroup.deploy.scenes import render_scene
 from gradgroup.export import verify
-from gradgroup.export.graph import attr
 from gradgroup.export.onnx_export import ExportConfig, export_onnx
 from gradgroup.train.flops import count_model
 from gradgroup.train.grouping import convert_to_grouped, gradual_layers

@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from gradgroup.deploy.errors import InputError
-from gradgroup.export.graph import attr
+from gradgroup.deploy.onnx_graph import attr
 from gradgroup.export.rewrites import REWRITES, apply_rewrites, shuffle_permutation
 
 RNG = np.random.default_rng(0)

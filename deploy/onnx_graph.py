@@ -1,4 +1,4 @@
-"""A small wrapper over an ``onnx.ModelProto`` that graph rewrites share.
+"""A small wrapper over an ``onnx.ModelProto`` that graph rewrites share (export and calib).
 
 Rewrites need the same few questions answered (what constant feeds this input, who consumes this
 tensor, replace these nodes by those) and should not each re-implement them. ``Graph`` indexes the
@@ -104,32 +104,45 @@ class Graph:
     def commit(self) -> None:
         """Sort nodes topologically and drop unused initializers / Constant nodes."""
         self._toposort()
+        drop_unused_initializers(self.model)
         used = {i for n in self.graph.node for i in n.input} | self.outputs
-        keep = [t for t in self.graph.initializer if t.name in used]
-        del self.graph.initializer[:]
-        self.graph.initializer.extend(keep)
         dead = [n for n in self.graph.node if n.op_type == "Constant" and n.output[0] not in used]
         if dead:
             self.replace(dead, [])
         self.reindex()
 
     def _toposort(self) -> None:
-        ready = {i.name for i in self.graph.input} | set(self.inits) | {""}
-        pending, ordered = list(self.graph.node), []
-        while pending:
-            rest = []
-            for node in pending:
-                if all(i in ready for i in node.input):
-                    ordered.append(node)
-                    ready.update(node.output)
-                else:
-                    rest.append(node)
-            if len(rest) == len(pending):  # a cycle or a dangling input: leave the order alone
-                ordered.extend(rest)
-                break
-            pending = rest
-        del self.graph.node[:]
-        self.graph.node.extend(ordered)
+        toposort(self.model)
+
+
+def drop_unused_initializers(model: onnx.ModelProto) -> None:
+    """Remove initializers no node (or graph output) reads."""
+    used = {name for node in model.graph.node for name in node.input}
+    used |= {o.name for o in model.graph.output}
+    keep = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+
+
+def toposort(model: onnx.ModelProto, nodes: Iterable[onnx.NodeProto] | None = None) -> None:
+    """Set the graph's node list to ``nodes`` (default: its own) in topological order."""
+    graph = model.graph
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node if nodes is None else nodes), []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(i in ready for i in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):  # a cycle or a dangling input: leave the order alone
+            ordered.extend(rest)
+            break
+        pending = rest
+    del graph.node[:]
+    graph.node.extend(ordered)
 
 
 def attr(node: onnx.NodeProto, name: str, default=None):
