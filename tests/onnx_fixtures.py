@@ -65,3 +65,11 @@ def int8_model(src, dst):
     quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
     return dst
+
+
+def run_ort(model, x):
+    """Run a single-input ("x") in-memory ONNX model on ORT's CPU provider; first output."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x})[0]

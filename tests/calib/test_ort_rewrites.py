@@ -2,9 +2,9 @@
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnx_fixtures import run_ort
 
 from gradgroup.calib import ort_rewrites as R
 
@@ -24,16 +24,11 @@ def _model(nodes, inits, in_shape):
     return model
 
 
-def _run(model, x):
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return sess.run(None, {"x": x})[0]
-
-
 def _check(model, rewrite, x, expect, tol=1e-5):
-    before = _run(model, x)
+    before = run_ort(model, x)
     assert rewrite(model) == expect
     onnx.checker.check_model(model)
-    after = _run(model, x)
+    after = run_ort(model, x)
     np.testing.assert_allclose(after, before, rtol=0, atol=tol)
     return [n.op_type for n in model.graph.node]
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnx_fixtures import run_ort
 
 from gradgroup.deploy.errors import InputError
 from gradgroup.deploy.onnx_graph import attr
@@ -26,16 +26,11 @@ def _model(nodes, inits, in_shape, out_shape, opset=17):
     return model
 
 
-def _run(model, x):
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return sess.run(None, {"x": x})[0]
-
-
 def _assert_exact(model, rewrite, x, expect_changed, tol=1e-5):
-    before = _run(model, x)
+    before = run_ort(model, x)
     changed = apply_rewrites(model, [rewrite])[rewrite]
     onnx.checker.check_model(model)
-    after = _run(model, x)
+    after = run_ort(model, x)
     assert changed == expect_changed
     assert before.shape == after.shape
     np.testing.assert_allclose(after, before, rtol=0, atol=tol)
