@@ -156,6 +156,7 @@ class BenchRow:
     energy: EnergyEstimate
     measured: dict[str, float] = field(default_factory=dict)
     miou: float | None = None
+    arch_macs: int | None = None  # the architecture's MACs from the metadata (None: unknown)
     samples_ms: dict[str, list[float]] = field(default_factory=dict, repr=False)
 
 
@@ -345,7 +346,7 @@ def bench_one(
         frame=LatencyStats.from_samples(whole, budget),
         stages_ms={k: float(np.mean(v)) for k, v in samples.items()},
         energy=estimate_energy(stats, cfg.fps_target, cfg.sram_mb), measured=measured,
-        miou=_lookup_miou(path, seg.meta.extra, accuracy),
+        miou=_lookup_miou(path, seg.meta.extra, accuracy), arch_macs=seg.meta.macs or None,
         samples_ms={"inference": samples["inference"], "frame": whole},
     )  # fmt: skip
     log.info(

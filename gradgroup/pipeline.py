@@ -64,7 +64,7 @@ class PipelineConfig:
     baseline: str = "erfnet"
     size: tuple[int, int] = (128, 256)
     deploy_size: tuple[int, int] = (512, 1024)
-    budget_min: float = 4.0
+    budget_min: float = 6.0
     data: str = "synthetic"
     batch_size: int = 8
     lr: float = 2e-3
