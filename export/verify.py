@@ -3,7 +3,11 @@
 The reference is the PyTorch model in its deploy form (grouped convs, BN not folded) fed through
 deploy's own preprocessing; the ONNX graph gets the same frames as deploy would feed it (normalized
 float or raw uint8). A stage passes when the largest absolute logit difference is at most
-:data:`MAX_ABS_DIFF` and at least :data:`MIN_AGREEMENT` of the pixels get the same class.
+:data:`MAX_ABS_DIFF` times the logits' scale (their largest magnitude, at least 1) and at least
+:data:`MIN_AGREEMENT` of the pixels get the same class. The bound is relative because two correct
+fp32 implementations differ in proportion to the values they sum: a trained model's logits reach
+tens, and at 512x1024 ORT and PyTorch then differ by a few 1e-3 while agreeing on > 99.99 % of
+pixels; a wrong graph differs by the size of the logits themselves.
 """
 
 from __future__ import annotations
@@ -33,10 +37,16 @@ class Check:
     frames: int
     max_abs_diff: float | None  # None when the graph outputs class ids
     argmax_agreement: float
+    logit_scale: float = 1.0  # largest |reference logit|
+
+    @property
+    def diff_limit(self) -> float:
+        """The allowed max |logit diff|: MAX_ABS_DIFF relative to the logits' scale (>= 1)."""
+        return MAX_ABS_DIFF * max(1.0, self.logit_scale)
 
     @property
     def passed(self) -> bool:
-        diff_ok = self.max_abs_diff is None or self.max_abs_diff <= MAX_ABS_DIFF
+        diff_ok = self.max_abs_diff is None or self.max_abs_diff <= self.diff_limit
         return diff_ok and self.argmax_agreement >= MIN_AGREEMENT
 
     def to_dict(self) -> dict:
@@ -93,7 +103,7 @@ def compare(stage: str, reference: np.ndarray, output: np.ndarray) -> Check:
             raise RunError(f"{stage} graph outputs {output.shape}, PyTorch {reference.shape}")
         diff, classes = float(np.abs(output - reference).max()), output.argmax(1)
     agreement = float((classes == expected).mean())
-    return Check(stage, len(reference), diff, agreement)
+    return Check(stage, len(reference), diff, agreement, float(np.abs(reference).max()))
 
 
 def require(checks: list[Check]) -> None:
@@ -103,7 +113,8 @@ def require(checks: list[Check]) -> None:
             diff = "n/a" if c.max_abs_diff is None else f"{c.max_abs_diff:.3g}"
             raise RunError(
                 f"export verification failed on the {c.stage} graph: max |logit diff| {diff} "
-                f"(limit {MAX_ABS_DIFF:g}), argmax agreement {c.argmax_agreement:.4%} "
+                f"(limit {c.diff_limit:.3g} = {MAX_ABS_DIFF:g} x max |logit| "
+                f"{max(1.0, c.logit_scale):.3g}), argmax agreement {c.argmax_agreement:.4%} "
                 f"(limit {MIN_AGREEMENT:.1%}); the ONNX graph does not compute what PyTorch does"
             )
 
@@ -115,9 +126,10 @@ def format_checks(checks: list[Check]) -> str:
             c.stage,
             c.frames,
             "-" if c.max_abs_diff is None else f"{c.max_abs_diff:.2e}",
+            f"{c.diff_limit:.2e}",
             f"{c.argmax_agreement:.4%}",
             "ok" if c.passed else "FAIL",
         ]
         for c in checks
     ]
-    return format_table(["graph", "frames", "max |diff|", "argmax agree", ""], rows)
+    return format_table(["graph", "frames", "max |diff|", "limit", "argmax agree", ""], rows)

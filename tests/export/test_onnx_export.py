@@ -240,3 +240,16 @@ def test_bad_paths(dg4s_ckpt, tmp_path):
         export_onnx(dg4s_ckpt[0], tmp_path / "m.bin", ExportConfig(**FAST))
     with pytest.raises(InputError, match="multiple of 8"):
         export_onnx(dg4s_ckpt[0], tmp_path / "m.onnx", ExportConfig(size=(30, 64), **FAST))
+
+
+def test_verification_bound_is_relative_to_the_logit_scale():
+    from gradgroup.export.verify import Check, compare
+
+    # A trained model's logits of ~40 differing by 0.004 (fp32 summation order) pass ...
+    assert Check("raw", 4, 0.004, 0.99996, logit_scale=40.0).passed
+    # ... the same difference on logits of scale 1 does not, nor does a graph that is wrong.
+    assert not Check("raw", 4, 0.004, 0.99996, logit_scale=0.7).passed
+    assert not Check("raw", 4, 3.0, 0.99996, logit_scale=40.0).passed
+    ref = np.random.default_rng(0).normal(0, 20, (1, 3, 4, 4)).astype(np.float32)
+    check = compare("raw", ref, ref + 0.01)
+    assert check.logit_scale == pytest.approx(np.abs(ref).max()) and check.passed
