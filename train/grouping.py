@@ -14,8 +14,9 @@ from enum import StrEnum
 
 import torch
 import torch.nn.functional as F
-from gradgroup.deploy.errors import InputError, RunError
 from torch import nn
+
+from gradgroup.deploy.errors import InputError, RunError
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,9 @@ import difflib
 import re
 from dataclasses import asdict, dataclass
 
-from gradgroup.deploy.errors import InputError
 from torch import nn
+
+from gradgroup.deploy.errors import InputError
 
 from .blocks import (
     Downsampler,

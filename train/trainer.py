@@ -352,7 +352,7 @@ class _Run:
         return {0: None, 1: "budget", 2: "interrupted"}[int(code)]
 
     def end_epoch(self, epoch: int, partial: bool) -> None:
-        """Validate, log a metrics line, write last.pt (and best.pt when a deployable mIoU improved)."""
+        """Validate, log a metrics line, write last.pt (and best.pt on a deployable improvement)."""
         cfg, info, plan, st = self.cfg, self.info, self.plan, self.state
         broadcast_buffers(self.model, info)  # BN statistics differ per rank; rank 0's are kept
         totals = all_reduce_sum(
