@@ -75,7 +75,7 @@ def load_calibset(path: str | Path) -> CalibSet:
         raise InputError(
             f"calibration set {path} is not readable ({exc}); re-run gradgroup export"
         ) from None
-    spec = Preprocess(**{**pre, "mean": tuple(pre["mean"]), "std": tuple(pre["std"])})
+    spec = Preprocess.from_dict(pre)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or not len(images):
         raise InputError(
             f"calibration set {path} holds {images.shape} {images.dtype}, "

@@ -82,7 +82,7 @@ class ModelMeta:
                 {"names": data.pop("classes"), "palette": data.pop("palette")}
             )
             pre = data.pop("preprocess")
-            pre = Preprocess(**{**pre, "mean": tuple(pre["mean"]), "std": tuple(pre["std"])})
+            pre = Preprocess.from_dict(pre)
         except (KeyError, TypeError) as exc:
             raise InputError(f"model metadata is incomplete ({exc})") from None
         known = {f.name for f in fields(cls)} - {"classes", "preprocess", "extra"}

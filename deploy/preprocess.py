@@ -46,6 +46,11 @@ class Preprocess:
         if any(s <= 0 for s in self.std):
             raise InputError(f"std {self.std} must be positive")
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Preprocess:
+        """Rebuild from ``dataclasses.asdict`` output (JSON turns the tuples into lists)."""
+        return cls(**{**data, "mean": tuple(data["mean"]), "std": tuple(data["std"])})
+
     @property
     def size(self) -> tuple[int, int]:
         """(height, width)."""

@@ -14,8 +14,6 @@ import hashlib
 import io
 import json
 import logging
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -27,6 +25,7 @@ import torch
 from gradgroup import __version__
 from gradgroup.deploy.calibset import save_calibset
 from gradgroup.deploy.errors import InputError, RunError
+from gradgroup.deploy.fileio import atomic_path, write_text_atomic
 from gradgroup.deploy.metadata import ModelMeta, write_meta
 from gradgroup.deploy.onnx_graph import grouped_conv_count
 from gradgroup.deploy.tidl_check import UNSUPPORTED, check_tidl, count_findings
@@ -329,37 +328,26 @@ def _write_outputs(
     model: onnx.ModelProto, out: Path, result: ExportResult, calib, pre, start: float
 ) -> None:
     """Model via temp file + rename (last), calibration set and export report beside it."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".onnx.tmp", dir=out.parent)
-    os.close(fd)
     written: list[Path] = []
     try:
-        onnx.save(model, tmp)
-        if calib is not None:
-            result.calib_path = out.with_suffix(".calib.npz")
-            save_calibset(result.calib_path, calib.images, calib.names, pre)
-            written.append(result.calib_path)
-            result.calib_frames, result.calib_skipped = len(calib.names), calib.skipped
-        result.size_bytes = Path(tmp).stat().st_size
-        report = out.with_suffix(".export.json")
-        result.seconds = time.perf_counter() - start
-        report.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-        written.append(report)
-        for path in (Path(tmp), result.calib_path):  # temp files are private; these are not secret
-            if path is not None:
-                os.chmod(path, _public_mode())
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:  # the model is renamed into place last
+            onnx.save(model, str(tmp))
+            if calib is not None:
+                result.calib_path = out.with_suffix(".calib.npz")
+                save_calibset(result.calib_path, calib.images, calib.names, pre)
+                written.append(result.calib_path)
+                result.calib_frames, result.calib_skipped = len(calib.names), calib.skipped
+            result.size_bytes = tmp.stat().st_size
+            result.seconds = time.perf_counter() - start
+            written.append(
+                write_text_atomic(
+                    out.with_suffix(".export.json"), json.dumps(result.to_dict(), indent=2) + "\n"
+                )
+            )
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
         for path in written:
             path.unlink(missing_ok=True)
         raise
-
-
-def _public_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def _sha256(path: str | Path) -> str:

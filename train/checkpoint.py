@@ -105,7 +105,7 @@ def checkpoint_preprocess(ckpt: dict[str, Any]) -> Preprocess:
     pre = ckpt.get("preprocess")
     if not pre:
         return Preprocess()
-    return Preprocess(**{**pre, "mean": tuple(pre["mean"]), "std": tuple(pre["std"])})
+    return Preprocess.from_dict(pre)
 
 
 def rng_states() -> dict[str, Any]:
