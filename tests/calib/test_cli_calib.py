@@ -41,6 +41,8 @@ def test_cli_json(model_dir, tmp_path, capsys):
             str(out),
             "--no-eval",
             "--json",
+            "--method",  # ORT's histogram calibrators print; stdout must stay pure JSON
+            "percentile",
             "--no-per-channel",
             "--activation-type",
             "s8",
@@ -52,6 +54,7 @@ def test_cli_json(model_dir, tmp_path, capsys):
     assert (
         result["settings"]["activation_type"] == "s8" and result["settings"]["per_channel"] is False
     )
+    assert result["settings"]["method"] == "percentile"
 
 
 def test_cli_bad_input_exits_2_with_one_line(model_dir, tmp_path, capsys):

@@ -76,6 +76,33 @@ def test_power_of_two_preset_gives_symmetric_per_tensor_pow2_scales(model_dir):
     assert result.runtime["float_islands"] <= 8
 
 
+def _activation_scales(path):
+    """Per-tensor activation scales of a QDQ model (the QuantizeLinear nodes')."""
+    model = onnx.load(str(path))
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    return {
+        n.input[0]: float(inits[n.input[1]])
+        for n in model.graph.node
+        if n.op_type == "QuantizeLinear" and inits[n.input[1]].size == 1
+    }
+
+
+@pytest.mark.parametrize("method", ["percentile", "entropy"])
+def test_histogram_methods_clip_ranges_that_minmax_keeps(model_dir, quantized, method):
+    # ORT's quantize_static alone gave minmax ranges for both (too few bins / symmetric
+    # percentile clamped back to the min and max); calibrate_ranges must really clip.
+    out = model_dir / method / "tiny.int8.onnx"
+    cfg = CalibConfig(method=method, percentile=99.9, evaluate=False)
+    quantize(model_dir / "tiny.onnx", out, cfg)
+    minmax, clipped = _activation_scales(quantized[1]), _activation_scales(out)
+    shared = sorted(set(minmax) & set(clipped))
+    assert len(shared) > 50
+    assert all(clipped[t] <= minmax[t] * (1 + 1e-6) for t in shared)
+    narrower = sum(clipped[t] < 0.99 * minmax[t] for t in shared)
+    assert narrower > len(shared) // 4, f"{method}: only {narrower}/{len(shared)} ranges clipped"
+    assert read_meta(onnx.load(str(out))).extra["quantization"]["method"] == method
+
+
 def _pseudo_labelled_folder(root, model_path, frames=EVAL_FRAMES):
     """A folder dataset labelled with the fp32 model's own argmax: fp32 mIoU is 100 by design."""
     from gradgroup.deploy.scenes import render_scene
