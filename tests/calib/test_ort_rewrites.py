@@ -95,6 +95,72 @@ def test_depth_to_space_as_transposes_leaves_crd():
     assert R.depth_to_space_as_transposes(model) == 0
 
 
+@pytest.mark.parametrize("cast, keepdims", [(TensorProto.UINT8, 1), (None, 0)])
+def test_argmax_before_depth_to_space_is_exact(cast, keepdims):
+    c, s, h, w = 5, 2, 6, 7
+    nodes = [
+        helper.make_node("DepthToSpace", ["x"], ["up"], blocksize=s, mode="DCR"),
+        helper.make_node("ArgMax", ["up"], ["ids" if cast else "y"], axis=1, keepdims=keepdims),
+    ]
+    if cast:
+        nodes.append(helper.make_node("Cast", ["ids"], ["y"], to=cast))
+    out_type = cast or TensorProto.INT64
+    out_shape = [1, 1, h * s, w * s] if keepdims else [1, h * s, w * s]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c * s * s, h, w])],
+        [helper.make_tensor_value_info("y", out_type, out_shape)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    # Integer-valued logits with many ties: the first maximum must win in both graphs.
+    x = RNG.integers(0, 3, (1, c * s * s, h, w)).astype(np.float32)
+    before = run_ort(model, x)
+    assert R.argmax_before_depth_to_space(model) == 1
+    onnx.checker.check_model(model)
+    after = run_ort(model, x)
+    assert after.dtype == before.dtype and after.shape == before.shape
+    np.testing.assert_array_equal(after, before)
+    ops = [n.op_type for n in model.graph.node]
+    assert "DepthToSpace" not in ops and ops.index("ArgMax") < ops.index("Reshape", 2)
+    if cast:  # the class ids move as uint8, not int64
+        assert ops.index("Cast") == ops.index("ArgMax") + 1
+
+
+def test_argmax_model_quantizes_to_uint8_argmax_equal_to_logits_model(model_dir, quantized):
+    import onnxruntime as ort
+
+    from gradgroup.calib.quantize import CalibConfig, quantize
+    from gradgroup.deploy.metadata import read_meta, write_meta
+
+    model = onnx.load(str(model_dir / "tiny.onnx"))
+    logits = model.graph.output[0].name
+    model.graph.node.extend([
+        helper.make_node("ArgMax", [logits], ["ids64"], axis=1, keepdims=1),
+        helper.make_node("Cast", ["ids64"], ["classes"], to=TensorProto.UINT8),
+    ])  # fmt: skip
+    del model.graph.output[:]
+    model.graph.output.append(
+        helper.make_tensor_value_info("classes", TensorProto.UINT8, [1, 1, 32, 64])
+    )
+    meta = read_meta(model)
+    write_meta(model, meta.__class__(**{**meta.__dict__, "output": "argmax"}))
+    path = model_dir / "tiny_argmax.onnx"
+    onnx.save(model, str(path))
+    (model_dir / "tiny_argmax.calib.npz").write_bytes((model_dir / "tiny.calib.npz").read_bytes())
+    result = quantize(path, model_dir / "am" / "tiny_argmax.int8.onnx", CalibConfig(evaluate=False))
+    ops = result.runtime["ops"]
+    # No DequantizeLinear of the logits and no logits-sized transposes: only the class ids move.
+    assert ops.get("ArgMax") == 1 and "DepthToSpace" not in ops
+    assert result.runtime["float_islands"] < quantized[0].runtime["float_islands"]
+    assert result.runtime["transposes"] < quantized[0].runtime["transposes"]
+    x = RNG.standard_normal((1, 3, 32, 64)).astype(np.float32)
+    run = lambda p: ort.InferenceSession(str(p)).run(None, {"input": x})[0]  # noqa: E731
+    classes, int8_logits = run(result.path), run(quantized[1])
+    assert classes.dtype == np.uint8 and classes.shape == (1, 1, 32, 64)
+    np.testing.assert_array_equal(classes[:, 0], int8_logits.argmax(1))
+
+
 def _qdq(name, x, y, scale, zp):
     """Q then DQ of ``x`` with scale/zero point initializers; returns nodes and initializers."""
     nodes = [
