@@ -25,7 +25,8 @@ def test_output_is_qdq_runs_in_ort_and_carries_int8_metadata(quantized):
     meta = read_meta(model)
     assert meta.precision == "int8" and meta.arch == "dg4-light"
     quant = meta.extra["quantization"]
-    assert quant["format"] == "QDQ" and quant["method"] == "minmax" and quant["calib_frames"] == 8
+    assert quant["format"] == "QDQ" and quant["method"] == "percentile"
+    assert quant["percentile"] == 99.99 and quant["calib_frames"] == 8
     assert quant["calib_set"].endswith("tiny.calib.npz")
     runtime = result.runtime  # what ORT runs: the int8 chain must not be broken into islands
     assert runtime["int8_ops"] >= 120 and runtime["ops"]["QLinearConv"] >= 100
@@ -87,20 +88,46 @@ def _activation_scales(path):
     }
 
 
+@pytest.fixture(scope="module")
+def minmax_model(model_dir):
+    out = model_dir / "minmax" / "tiny.int8.onnx"
+    quantize(model_dir / "tiny.onnx", out, CalibConfig(method="minmax", evaluate=False))
+    return out
+
+
 @pytest.mark.parametrize("method", ["percentile", "entropy"])
-def test_histogram_methods_clip_ranges_that_minmax_keeps(model_dir, quantized, method):
+def test_histogram_methods_clip_ranges_that_minmax_keeps(model_dir, minmax_model, method):
     # ORT's quantize_static alone gave minmax ranges for both (too few bins / symmetric
     # percentile clamped back to the min and max); calibrate_ranges must really clip.
     out = model_dir / method / "tiny.int8.onnx"
     cfg = CalibConfig(method=method, percentile=99.9, evaluate=False)
     quantize(model_dir / "tiny.onnx", out, cfg)
-    minmax, clipped = _activation_scales(quantized[1]), _activation_scales(out)
+    minmax, clipped = _activation_scales(minmax_model), _activation_scales(out)
     shared = sorted(set(minmax) & set(clipped))
     assert len(shared) > 50
     assert all(clipped[t] <= minmax[t] * (1 + 1e-6) for t in shared)
     narrower = sum(clipped[t] < 0.99 * minmax[t] for t in shared)
     assert narrower > len(shared) // 4, f"{method}: only {narrower}/{len(shared)} ranges clipped"
     assert read_meta(onnx.load(str(out))).extra["quantization"]["method"] == method
+
+
+def test_calibration_frames_are_fed_in_bounded_chunks_from_the_start():
+    from gradgroup.calib.quantize import _chunks
+
+    class Reader:
+        def __init__(self):
+            self.i, self.rewound = 3, 0  # mid-way: _chunks must rewind
+
+        def get_next(self):
+            self.i += 1
+            return {"x": self.i} if self.i <= 5 else None
+
+        def rewind(self):
+            self.i, self.rewound = 0, self.rewound + 1
+
+    reader = Reader()
+    chunks = [[f["x"] for f in iter(c.get_next, None)] for c in _chunks(reader, 2)]
+    assert chunks == [[1, 2], [3, 4], [5]] and reader.rewound == 1
 
 
 def _pseudo_labelled_folder(root, model_path, frames=EVAL_FRAMES):
