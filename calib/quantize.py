@@ -336,8 +336,11 @@ def quantize(model_path: str | Path, out: str | Path, cfg: CalibConfig) -> Calib
             fit the model; bad settings.
         RunError: quantization or evaluation failed.
     """
+    import onnx
+
     from . import accuracy
     from .graph import op_census, ort_runtime_ops
+    from .ort_rewrites import input_prologue
     from .prepare import load_float_model, prepare
     from .reader import CalibSetReader, resolve_calibset
 
@@ -369,8 +372,13 @@ def quantize(model_path: str | Path, out: str | Path, cfg: CalibConfig) -> Calib
         cache, staged = work / "ranges.json", work / "int8.onnx"
         exclude = tuple(cfg.nodes_to_exclude)
 
+        # With ORT's rewrites the input normalization (uint8-input models) stays in float.
+        prologue = (
+            tuple(input_prologue(onnx.load(str(prepared)))) if settings["ort_rewrites"] else ()
+        )
+
         def make(nodes: tuple[str, ...]) -> Path:
-            quantize_qdq(prepared, staged, settings, reader, cache, nodes)
+            quantize_qdq(prepared, staged, settings, reader, cache, prologue + nodes)
             _finish(staged, meta, {})  # metadata first: the evaluator's Segmenter reads it
             return staged
 

@@ -233,6 +233,50 @@ def test_convtranspose_to_subpixel_leaves_grouped_and_odd_lengths():
     assert R.convtranspose_to_subpixel(model) == 0
 
 
+def test_uint8_input_model_keeps_its_normalization_and_input_pool_in_float(model_dir, tmp_path):
+    from dataclasses import replace
+
+    from gradgroup.calib.quantize import CalibConfig, quantize
+    from gradgroup.deploy.metadata import read_meta, write_meta
+    from gradgroup.deploy.runtime import Segmenter
+
+    # The tiny model with export's --input uint8 prologue: Cast -> Sub(mean) -> Mul(1/std).
+    model = onnx.load(str(model_dir / "tiny.onnx"))
+    net_in = model.graph.input[0]
+    shape = [d.dim_value for d in net_in.type.tensor_type.shape.dim]
+    meta = read_meta(model)
+    pre = meta.preprocess
+    mean, std = (np.array(v, np.float32).reshape(1, 3, 1, 1) * 255 for v in (pre.mean, pre.std))
+    model.graph.initializer.extend(
+        [numpy_helper.from_array(mean, "mean"), numpy_helper.from_array(1 / std, "inv_std")]
+    )
+    prologue = [
+        helper.make_node("Cast", ["raw"], ["raw_f"], name="Cast", to=TensorProto.FLOAT),
+        helper.make_node("Sub", ["raw_f", "mean"], ["centred"], name="Sub"),
+        helper.make_node("Mul", ["centred", "inv_std"], [net_in.name], name="Mul"),
+    ]
+    nodes = prologue + list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    del model.graph.input[:]
+    model.graph.input.append(helper.make_tensor_value_info("raw", TensorProto.UINT8, shape))
+    write_meta(model, replace(meta, input_dtype="uint8"))
+    path = model_dir / "tiny_u8.onnx"
+    onnx.save(model, str(path))
+    (model_dir / "tiny_u8.calib.npz").write_bytes((model_dir / "tiny.calib.npz").read_bytes())
+
+    out = tmp_path / "tiny_u8.int8.onnx"
+    quantize(path, out, CalibConfig(evaluate=False))
+    seg = Segmenter(out, threads=1, optimized_model_path=tmp_path / "runs.onnx")
+    graph = onnx.load(str(tmp_path / "runs.onnx")).graph
+    ops = [n.op_type for n in graph.node]
+    assert {"Sub", "Mul"} <= set(ops) and "QLinearMul" not in ops  # normalization in float
+    pools = [n for n in graph.node if n.op_type == "MaxPool"]  # NCHW uint8 pools are slow
+    assert len(pools) == 1 and pools[0].input[0] == net_in.name
+    ids = seg.predict_rgb(RNG.integers(0, 256, (32, 64, 3), dtype=np.uint8))
+    assert ids.shape == (32, 64) and ids.max() < 19
+
+
 def test_quantize_applies_the_ort_rewrites_by_default(quantized, model_dir, tmp_path):
     from gradgroup.calib.quantize import CalibConfig, quantize
 
