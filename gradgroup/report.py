@@ -131,7 +131,9 @@ def build_report(cfg: PipelineConfig, out: Path, results: dict) -> dict[str, Any
         "",
         f"## Latency at the deployment size {cfg.deploy_size[0]}x{cfg.deploy_size[1]}",
         "",
-        "Same weights exported at the camera size; accuracy columns refer to the trained size.",
+        "Same weights exported at the camera size as class-map models (uint8 frame in, class ids "
+        "out: normalization and argmax inside the graph); accuracy columns refer to the trained "
+        "size.",
         "",
         _markdown_table(deploy_rows, cfg.fps_target),
         "",

@@ -10,6 +10,7 @@ import pytest
 
 from gradgroup.cli import main
 from gradgroup.deploy.errors import InputError
+from gradgroup.deploy.metadata import read_meta
 from gradgroup.pipeline import PipelineConfig, run_pipeline
 
 TINY = dict(
@@ -62,6 +63,11 @@ def test_report_fields(pipeline_run):
     assert rows[0]["macs"] * 5 < rows[2]["macs"]  # the light dg4 is far cheaper than ERFNet
     assert len(report["deploy_models"]) == 4
     assert report["deploy_models"][0]["macs"] == pytest.approx(4 * rows[0]["macs"], rel=0.01)
+    for name in ("dg4-light.onnx", "dg4-light.int8.onnx"):  # the camera pipeline's form
+        deploy = onnx.load(str(Path(result.out) / "models/deploy" / name))
+        meta = read_meta(deploy)
+        assert meta.input_dtype == "uint8" and meta.output == "argmax"
+        assert deploy.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     train = report["training"]
     assert train["dg4-light"]["alpha"] == 0.0 and train["dg4-light"]["schedule"] == "gradual"
     tidl = onnx.load(str(Path(result.out) / "models/tidl/dg4-light.onnx"))
