@@ -42,7 +42,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from gradgroup.deploy.onnx_graph import Graph, attr, toposort
+from gradgroup.deploy.onnx_graph import Graph, attr, tensor_shape, toposort
 
 MOVEMENT_OPS = ("DepthToSpace", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
 DENSE_POINTWISE_MAX_GROUPS = 4  # measured break-even near 6 (bench/NOTES.md)
@@ -317,12 +317,12 @@ def argmax_before_depth_to_space(model: onnx.ModelProto) -> int:
     layout transformer and the ArgMax reads the conv's uint8 output (argmax is invariant to a
     per-tensor dequantization, so ORT drops the DQ). A Cast after the ArgMax moves up with it.
     """
-    g = Graph(model)
-    shapes = _static_shapes(model)
+    _, _, consumers = _index_of(model)
+    inferred = onnx.shape_inference.infer_shapes(model)
     make, dead, new, changed = onnx.helper.make_node, set(), [], 0
     for d2s in [n for n in model.graph.node if n.op_type == "DepthToSpace"]:
-        users = g.consumers.get(d2s.output[0], [])
-        shape = shapes.get(d2s.input[0])
+        users = consumers.get(d2s.output[0], [])
+        shape = tensor_shape(inferred, d2s.input[0])
         if (
             len(users) != 1
             or users[0].op_type != "ArgMax"
@@ -335,7 +335,7 @@ def argmax_before_depth_to_space(model: onnx.ModelProto) -> int:
         ):
             continue
         argmax, s, (n, cs, h, w) = users[0], attr(d2s, "blocksize"), shape
-        after = g.consumers.get(argmax.output[0], [])
+        after = consumers.get(argmax.output[0], [])
         cast = after[0] if len(after) == 1 and after[0].op_type == "Cast" else None
         out_shape = [n, 1, h * s, w * s] if attr(argmax, "keepdims", 1) else [n, h * s, w * s]
         b = d2s.name or f"d2s{changed}"
@@ -364,7 +364,7 @@ def argmax_before_depth_to_space(model: onnx.ModelProto) -> int:
             make("Reshape", [f"{b}_rows", f"{b}_out_shape"], [(cast or argmax).output[0]],
                  name=f"{b}_merge"),
         ]  # fmt: skip
-        dead |= {id(d2s), id(argmax), id(cast)}
+        dead |= {id(d2s), id(argmax)} | ({id(cast)} if cast is not None else set())
         changed += 1
     if changed:
         toposort(model, [n for n in model.graph.node if id(n) not in dead] + new)
@@ -372,20 +372,13 @@ def argmax_before_depth_to_space(model: onnx.ModelProto) -> int:
     return changed
 
 
-def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
-    """Every tensor's inferred shape (0 for an unknown dimension)."""
-    inferred = onnx.shape_inference.infer_shapes(model)
-    values = [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
-    return {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
-
-
 def depth_to_space_as_transposes(model: onnx.ModelProto) -> int:
     """DepthToSpace (DCR) -> Transpose, Reshape, one-axis Transpose, Reshape, Transpose."""
-    shapes = _static_shapes(model)
+    inferred = onnx.shape_inference.infer_shapes(model)
     make, nodes, changed = onnx.helper.make_node, [], 0
     for node in model.graph.node:
         mode = attr(node, "mode", b"DCR")
-        shape = shapes.get(node.input[0]) if node.op_type == "DepthToSpace" else None
+        shape = tensor_shape(inferred, node.input[0]) if node.op_type == "DepthToSpace" else None
         if shape is None or len(shape) != 4 or not all(shape) or mode not in (b"DCR", "DCR"):
             nodes.append(node)
             continue
