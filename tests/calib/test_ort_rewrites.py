@@ -128,6 +128,8 @@ def test_argmax_before_depth_to_space_is_exact(cast, keepdims):
 
 
 def test_argmax_model_quantizes_to_uint8_argmax_equal_to_logits_model(model_dir, quantized):
+    from dataclasses import replace
+
     import onnxruntime as ort
 
     from gradgroup.calib.quantize import CalibConfig, quantize
@@ -144,7 +146,7 @@ def test_argmax_model_quantizes_to_uint8_argmax_equal_to_logits_model(model_dir,
         helper.make_tensor_value_info("classes", TensorProto.UINT8, [1, 1, 32, 64])
     )
     meta = read_meta(model)
-    write_meta(model, meta.__class__(**{**meta.__dict__, "output": "argmax"}))
+    write_meta(model, replace(meta, output="argmax"))
     path = model_dir / "tiny_argmax.onnx"
     onnx.save(model, str(path))
     (model_dir / "tiny_argmax.calib.npz").write_bytes((model_dir / "tiny.calib.npz").read_bytes())
