@@ -103,8 +103,8 @@ def fold_bn_into_conv_transpose(model: onnx.ModelProto) -> int:
     ``W[ci, co] *= a[co]``, ``b = (b - mean) * a + beta`` with ``a = gamma / sqrt(var + eps)``;
     the graph computes the same function with one node fewer. Returns the number folded.
     """
-    inits = {t.name: t for t in model.graph.initializer}
-    consumers = Graph(model).consumers
+    g = Graph(model)
+    inits, consumers = g.inits, g.consumers
     graph_outputs = {o.name for o in model.graph.output}
     folded, remove = 0, []
     for conv in model.graph.node:
@@ -185,9 +185,8 @@ def power_of_two_scales(model: onnx.ModelProto) -> int:
     Returns:
         Number of scale tensors changed.
     """
-    inits = {t.name: t for t in model.graph.initializer}
-    producers = {o: n for n in model.graph.node for o in n.output}
-    consumers = Graph(model).consumers
+    g = Graph(model)
+    inits, producers, consumers = g.inits, g.producer, g.consumers
     dq_nodes = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
     q_nodes = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
 
@@ -283,7 +282,7 @@ def _bias_dequantizers(
 
 def scales(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     """Every QuantizeLinear/DequantizeLinear scale initializer by name."""
-    inits = {t.name: t for t in model.graph.initializer}
+    inits = Graph(model).inits
     names = {
         n.input[1] for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
     }
@@ -298,7 +297,7 @@ def bn_to_depthwise_conv(model: onnx.ModelProto) -> int:
     the int8 chain. ``y = a * x + b`` per channel is exactly a ``group=C`` 1×1 Conv with weight
     ``a`` and bias ``b``, which quantizes to a QLinearConv. Returns the number converted.
     """
-    inits = {t.name: t for t in model.graph.initializer}
+    inits = Graph(model).inits
     ranks = {
         v.name: len(v.type.tensor_type.shape.dim)
         for v in list(model.graph.value_info) + list(model.graph.input)

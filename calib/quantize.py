@@ -338,6 +338,8 @@ def quantize(model_path: str | Path, out: str | Path, cfg: CalibConfig) -> Calib
     """
     import onnx
 
+    from gradgroup.deploy.runtime import disabled_optimizers
+
     from . import accuracy
     from .graph import op_census, ort_runtime_ops
     from .ort_rewrites import input_prologue
@@ -421,13 +423,10 @@ def quantize(model_path: str | Path, out: str | Path, cfg: CalibConfig) -> Calib
                 k: acc_dict[k] for k in ("fp32_miou", "int8_miou", "drop", "agreement")
             }
         _finish(staged, meta, extra)
-        import onnx
-
-        ops = op_census(onnx.load(str(staged)))
-        # As the Segmenter runs it: without the ORT optimizer that would undo the rewrites.
-        from gradgroup.deploy.runtime import ORT_REWRITES_DISABLED_OPTIMIZERS
-
-        disabled = ORT_REWRITES_DISABLED_OPTIMIZERS if settings["ort_rewrites"] else ()
+        final = onnx.load(str(staged))
+        ops = op_census(final)
+        # As the Segmenter runs it: without the ORT optimizers that would undo the rewrites.
+        disabled = tuple(disabled_optimizers(read_meta(final)))
         runtime = ort_runtime_ops(staged, disabled_optimizers=disabled)
         json_path = out.with_suffix(".json")
         result = CalibResult(

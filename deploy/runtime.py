@@ -65,6 +65,13 @@ class Segmentation:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def disabled_optimizers(meta: ModelMeta) -> list[str]:
+    """ORT optimizers to switch off for a model: those that undo its calibration's ORT rewrites."""
+    quant = meta.extra.get("quantization")
+    rewritten = isinstance(quant, dict) and bool(quant.get("ort_rewrites"))
+    return list(ORT_REWRITES_DISABLED_OPTIMIZERS) if rewritten else []
+
+
 class Segmenter:
     """ONNX Runtime segmentation model driven by its own metadata.
 
@@ -134,9 +141,7 @@ class Segmenter:
         providers, provider_options = _providers(provider, artifacts, tidl_options)
         # TI's examples open the file by path; the CPU provider takes the already-checked bytes.
         source = str(self.path) if provider == "tidl" else model.SerializeToString()
-        quant = self.meta.extra.get("quantization")
-        rewritten = isinstance(quant, dict) and bool(quant.get("ort_rewrites"))
-        disabled = list(ORT_REWRITES_DISABLED_OPTIMIZERS) if rewritten else None
+        disabled = disabled_optimizers(self.meta) or None
         try:
             self.session = ort.InferenceSession(
                 source,
