@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,69 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
             f"checkpoint weights do not fit {args['arch']!r}: {str(exc).splitlines()[0]}"
         ) from None
     return model
+
+
+@dataclass(frozen=True)
+class InitReport:
+    """What ``init_from`` took from a checkpoint: tensors loaded, and those that did not fit."""
+
+    source: str
+    loaded: int
+    mismatched: tuple[str, ...]  # in both, different shapes: kept as initialised
+    missing: tuple[str, ...]  # in the model only: kept as initialised
+    unused: tuple[str, ...]  # in the checkpoint only
+
+    def summary(self) -> str:
+        parts = [f"--init {self.source}: {self.loaded} tensors loaded"]
+        for label, names in (("kept as initialised (shape differs)", self.mismatched),
+                             ("kept as initialised (not in the checkpoint)", self.missing),
+                             ("unused from the checkpoint", self.unused)):  # fmt: skip
+            if names:
+                parts.append(f"{len(names)} {label}: {_names(names)}")
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _names(names: tuple[str, ...], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def init_from(model: nn.Module, path: str | Path) -> InitReport:
+    """Load the weights of checkpoint ``path`` into ``model`` wherever names and shapes agree.
+
+    The paper's recipe starts gradual grouping from a trained dense network: a dense checkpoint
+    (alpha = 1, or an architecture whose grouped layers are dense) loads exactly into the gradual
+    form. Alpha buffers are schedule state and are never taken. Everything that does not fit is
+    named in the report, never skipped silently.
+
+    Raises:
+        InputError: not a checkpoint, or not a single tensor of it fits ``model``.
+    """
+    ckpt = load_checkpoint(path)
+    source = {k: v for k, v in ckpt["model"].items() if not k.endswith(".alpha")}
+    if float(ckpt.get("alpha", 1.0)) not in (0.0, 1.0) and not ckpt["model_args"].get("converted"):
+        raise InputError(
+            f"--init {path}: its gradual layers are at alpha={float(ckpt['alpha']):.3g}, neither "
+            "dense nor grouped; start from a dense checkpoint or a finished run's best.pt"
+        )
+    target = {k: v for k, v in model.state_dict().items() if not k.endswith(".alpha")}
+    fits = {k: v for k, v in source.items() if k in target and v.shape == target[k].shape}
+    if not fits:
+        raise InputError(
+            f"--init {path}: no tensor of this {ckpt['model_args'].get('arch')!r} checkpoint "
+            "fits the model being trained"
+        )
+    model.load_state_dict(fits, strict=False)
+    return InitReport(
+        source=str(path),
+        loaded=len(fits),
+        mismatched=tuple(k for k in target if k in source and k not in fits),
+        missing=tuple(k for k in target if k not in source),
+        unused=tuple(k for k in source if k not in target),
+    )
 
 
 def checkpoint_classes(ckpt: dict[str, Any]) -> ClassTable:

@@ -56,6 +56,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--alpha-span", type=float, default=1.0,
       help="decay: fraction (<=1) of the pre-fine-tune epochs, or iterations (>1)")  # fmt: skip
     a("--finetune-epochs", type=int, default=1, help="last epochs at alpha 0 as a grouped model")
+    a("--cross-cap", action=argparse.BooleanOptionalAction, default=True,
+      help="hold each layer's cross-group weight RMS at most at its diagonal RMS while alpha "
+      "decays, so the network stops depending on them gradually")  # fmt: skip
+    a(
+        "--bn-recalib",
+        type=int,
+        default=64,
+        help="re-estimate BatchNorm statistics on N training images before validating (0: off)",
+    )
+    a("--init", default=None, metavar="CKPT",
+      help="start from this checkpoint's weights (e.g. a dense run for gradual grouping); "
+      "tensors that do not fit are named")  # fmt: skip
     a("--encoder-epochs", type=int, default=0, help="ERFNet's encoder-only first stage")
     a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="training device")
     a("--amp", action=argparse.BooleanOptionalAction, default=True,
@@ -81,7 +93,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 FIELDS = (
     "arch", "data", "size", "epochs", "iters_per_epoch", "batch_size", "lr", "workers",
     "schedule", "alpha_shape", "alpha_start", "alpha_end", "alpha_span", "finetune_epochs",
-    "encoder_epochs", "device", "amp", "out", "resume", "seed", "max_minutes", "train_length",
+    "cross_cap", "bn_recalib", "init", "encoder_epochs", "device", "amp", "out", "resume", "seed",
+    "max_minutes", "train_length",
     "val_length", "val_limit", "augment", "progress",
 )  # fmt: skip
 

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -181,3 +181,43 @@ def evaluate_model(
         all_reduce_sum(matrix, info)
     model.train(was_training)
     return SegMetrics.from_matrix(matrix.reshape(n, n).cpu().numpy())
+
+
+def recalibrate_bn(
+    model: nn.Module, batches: Sequence[torch.Tensor], device: torch.device, amp: bool = False
+) -> int:
+    """Re-estimate every BatchNorm's running mean and variance as the plain average of the
+    per-batch statistics over ``batches`` (images only; "precise BN"), dropout off; returns the
+    number of images used. An empty ``batches`` leaves the statistics as they are.
+
+    The running averages kept during training mix statistics of many past weights; when the
+    weights move fast (alpha falling) they no longer describe the current network.
+    """
+    import torch
+    from torch import nn
+
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms or not batches:
+        return 0
+    was_training = model.training
+    model.eval()
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches seen
+        m.train()
+    seen = 0
+    try:
+        with torch.no_grad():
+            for images in batches:
+                images = images.to(device, non_blocking=True)
+                if device.type == "cuda":
+                    images = images.contiguous(memory_format=torch.channels_last)
+                with autocast(device, amp):
+                    model(images)
+                seen += images.shape[0]
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+    return seen

@@ -5,6 +5,17 @@
 (G = channels gives depthwise). Training lowers alpha from 1 to 0; at alpha = 0 the layer is
 replaced by a plain ``nn.Conv2d(groups=G)`` holding only the diagonal blocks, which computes exactly
 the same function.
+
+Two things keep the network continuous as alpha approaches 0 (measured in ``bench/NOTES.md``):
+
+- :func:`cap_cross_weights`, applied after every optimizer step of the decay, holds the RMS of each
+  layer's cross-group entries of W at most at the RMS of its diagonal blocks (what an untrained
+  dense layer has). Adam's step does not shrink with alpha, so without the cap the optimizer
+  re-inflates W_cross as alpha falls and the network keeps depending on the cross-group paths until
+  the last iterations, then collapses. With it the effective cross-group weight alpha * W_cross
+  falls at least in proportion to alpha.
+- BatchNorm statistics are re-estimated before every validation and before conversion
+  (:func:`gradgroup.train.evaluate.recalibrate_bn`): running averages lag a moving alpha.
 """
 
 from __future__ import annotations
@@ -148,6 +159,42 @@ def set_alpha(model: nn.Module, alpha: float) -> None:
 def get_alpha(model: nn.Module) -> float:
     """The largest alpha in the model (0.0 when it has no gradual layers left)."""
     return max((float(m.alpha) for _, m in gradual_layers(model)), default=0.0)
+
+
+def cross_ratios(model: nn.Module) -> dict[str, float]:
+    """Per gradual layer, ``||alpha * W_cross|| / ||W_diag||``: how much of the layer the
+    cross-group paths still carry (sqrt(G - 1) for a dense layer with equal-sized entries)."""
+    ratios = {}
+    with torch.no_grad():
+        for name, layer in gradual_layers(model):
+            diag, cross = _split(layer)
+            ratios[name] = float(layer.alpha * cross.norm() / diag.norm().clamp_min(1e-12))
+    return ratios
+
+
+def cap_cross_weights(model: nn.Module) -> int:
+    """Scale down W_cross of every gradual layer with 0 < alpha < 1 whose cross-group RMS exceeds
+    its diagonal RMS; returns how many layers were capped. Exact no-op at alpha 1 and 0."""
+    capped = 0
+    with torch.no_grad():
+        for _, layer in gradual_layers(model):
+            if not 0.0 < float(layer.alpha) < 1.0:
+                continue
+            diag, cross = _split(layer)
+            n_diag = layer.group_mask.sum() * layer.weight[0, 0].numel()
+            n_cross = layer.weight.numel() - n_diag
+            rms_diag = diag.norm() / n_diag.sqrt()
+            rms_cross = cross.norm() / n_cross.sqrt()
+            if rms_cross > rms_diag * (1.0 + 1e-6):  # (rounding of an earlier cap)
+                layer.weight.sub_(cross * (1.0 - rms_diag / rms_cross))
+                capped += 1
+    return capped
+
+
+def _split(layer: GradualGroupConv2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """(diagonal blocks, cross-group entries) of the layer's dense weight, zeros elsewhere."""
+    mask = layer.group_mask.to(layer.weight.dtype)
+    return layer.weight * mask, layer.weight * (1.0 - mask)
 
 
 def convert_to_grouped(model: nn.Module, force: bool = False) -> int:

@@ -52,7 +52,10 @@ class TrainConfig:
     alpha_end: float = 0.0
     alpha_span: float = 1.0  # <= 1: fraction of the decay epochs' iterations; > 1: iterations
     finetune_epochs: int = 1  # last epochs at alpha = 0, as a true grouped model
+    cross_cap: bool = True  # hold cross-group RMS <= diagonal RMS while alpha decays
+    bn_recalib: int = 64  # training images BatchNorm statistics are re-estimated on (0: off)
     encoder_epochs: int = 0  # ERFNet's encoder-first stage (labels at 1/8), before `epochs`
+    init: str | None = None  # start from this checkpoint's weights (the paper: a trained dense net)
     device: str = "auto"
     amp: bool = True  # bf16/fp16 autocast on CUDA; ignored on CPU
     out: str = "runs/train"
@@ -79,7 +82,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name}={getattr(self, name)} must be at least 1")
-        for name in ("finetune_epochs", "encoder_epochs", "workers"):
+        for name in ("finetune_epochs", "encoder_epochs", "workers", "bn_recalib"):
             if getattr(self, name) < 0:
                 raise InputError(f"{name}={getattr(self, name)} must not be negative")
         if self.iters_per_epoch is not None and self.iters_per_epoch < 1:

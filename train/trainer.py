@@ -41,8 +41,8 @@ from gradgroup.deploy.preprocess import Preprocess
 from .checkpoint import rng_states, set_rng_states
 from .data import Augment, LabelledDataset, SegDataset, StreamSampler, class_weights
 from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_buffers, setup, teardown
-from .evaluate import autocast, evaluate_model
-from .grouping import Form, gradual_layers, set_alpha
+from .evaluate import autocast, evaluate_model, recalibrate_bn
+from .grouping import Form, cap_cross_weights, cross_ratios, gradual_layers, set_alpha
 from .models import create_model
 from .recipe import (
     RESUMABLE_CHANGES,
@@ -105,6 +105,8 @@ class _Run:
             raise InputError(
                 f"{self.out} already holds a run (last.pt); pass --resume or pick another --out"
             )
+        if cfg.init and not cfg.resume and not Path(cfg.init).is_file():
+            raise InputError(f"--init {cfg.init} does not exist")
         self.spec = Preprocess(*cfg.size)
         source = _open(cfg, "train", train_set)
         self.classes = source.classes
@@ -124,6 +126,11 @@ class _Run:
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
         form = Form.GROUPED if cfg.schedule == "scratch" else Form.GRADUAL
         self.model = create_model(cfg.arch, self.num_classes, form)
+        if ckpt is None and cfg.init:
+            from .checkpoint import init_from
+
+            report = init_from(self.model, cfg.init)
+            (log.warning if report.mismatched or report.missing else log.info)(report.summary())
         if cfg.schedule == "gradual" and not gradual_layers(self.model):
             log.warning("%s has no grouped layers: the gradual schedule trains it dense", cfg.arch)
         self.head = nn.Conv2d(128, self.num_classes, 1) if self.plan.encoder_iters else None
@@ -253,6 +260,8 @@ class _Run:
 
         with _stop_on_sigint() as stop, logging_redirect_tqdm():  # log lines above the bar
             status = self.run(stop, deadline)
+        if info.main:
+            _write_curves(self.out, self.state.history, f"{cfg.arch} ({cfg.schedule})")
         if status == "interrupted" and info.main:
             log.warning(
                 "interrupted at iteration %d; last.pt is saved. Continue with: "
@@ -333,6 +342,8 @@ class _Run:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if cfg.cross_cap and 0.0 < st.alpha < 1.0:
+            cap_cross_weights(self.model)
         st.lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         value = float(loss.detach())
@@ -359,11 +370,13 @@ class _Run:
             torch.tensor([st.loss_sum, float(st.loss_n)], dtype=torch.float64), info
         )
         main_stage = st.iteration > plan.encoder_iters
-        metrics = None
-        if main_stage:
-            metrics = evaluate_model(
-                self.model, self.val_loader(), self.num_classes, info.device, info, cfg.amp
-            )
+        ratios = cross_ratios(self.model) if gradual_layers(self.model) else None
+        metrics = self.validate() if main_stage else None
+        converted = None
+        if main_stage and self._converts_next():  # score the grouped model before fine-tuning
+            set_alpha(self.model, 0.0)
+            self.convert()
+            converted = self.validate()
         done = st.iteration - epoch * plan.ipe
         row = {
             "epoch": epoch + 1, "iteration": st.iteration,
@@ -372,9 +385,13 @@ class _Run:
             "miou": metrics.miou if metrics else None,
             "pixel_accuracy": metrics.pixel_accuracy if metrics else None,
             "iou": metrics.to_dict(self.classes.names)["iou"] if metrics else None,
+            "cross_ratio": ratios,
             "seconds": round(st.seconds, 3),
             "img_per_s": round(done * cfg.batch_size * info.world / max(st.seconds, 1e-9), 2),
         }  # fmt: skip
+        if converted is not None:
+            row["converted_miou"] = converted.miou
+            metrics, st.alpha = converted, 0.0
         if partial:
             row["partial"] = True
         st.history.append(row)
@@ -396,10 +413,40 @@ class _Run:
         if improved:
             self.checkpoint("best.pt")
         miou = f"mIoU {row['miou']:.4f}" if metrics else "encoder stage"
+        if converted is not None:
+            miou += f", converted to grouped convs: mIoU {converted.miou:.4f}"
         log.info(
             "epoch %d/%d: loss %.4f alpha %.3f %s (%.1f s, %.1f img/s)", epoch + 1, plan.epochs,
             row["loss"], st.alpha, miou, row["seconds"], row["img_per_s"],
         )  # fmt: skip
+
+    def validate(self):
+        """Validation metrics, BatchNorm statistics re-estimated first (``bn_recalib``)."""
+        if self.cfg.bn_recalib:
+            recalibrate_bn(self.model, self._recalib_batches(), self.info.device, self.cfg.amp)
+        return evaluate_model(
+            self.model, self.val_loader(), self.num_classes, self.info.device, self.info,
+            self.cfg.amp,
+        )  # fmt: skip
+
+    def _recalib_batches(self) -> list[torch.Tensor]:
+        """``bn_recalib`` training images without augmentation, spread over the set, batched."""
+        n = len(self.train_data)
+        picks = sorted({round(i * (n - 1) / max(1, self.cfg.bn_recalib - 1))
+                        for i in range(min(n, self.cfg.bn_recalib))})  # fmt: skip
+        images = [self.train_data[i][0] for i in picks]
+        size = self.cfg.batch_size
+        return [torch.stack(images[i : i + size]) for i in range(0, len(images), size)]
+
+    def _converts_next(self) -> bool:
+        """alpha is 0 from the next iteration on: the decay ends with this epoch (also when no
+        fine-tuning follows)."""
+        st, plan = self.state, self.plan
+        return (
+            self.cfg.schedule == "gradual"
+            and bool(gradual_layers(self.model))
+            and plan.alpha(st.iteration) == 0.0
+        )
 
     def _write_config(self) -> None:
         data = {**self.cfg.to_dict(), "plan": asdict(self.plan), "world_size": self.info.world,
@@ -419,6 +466,18 @@ class _Run:
             miou=hist[-1]["miou"] if hist else None, best_miou=self.state.best_miou,
             seconds=seconds, status=status,
         )  # fmt: skip
+
+
+def _write_curves(out: Path, history: list[dict], title: str) -> None:
+    """OUT/curves.png, when matplotlib is installed (it is with the train extra)."""
+    from gradgroup.deploy.errors import MissingDependencyError
+
+    from .curves import plot_curves
+
+    try:
+        plot_curves({title: history}, out / "curves.png", title)
+    except MissingDependencyError:
+        log.debug("matplotlib is absent: no curves.png")
 
 
 def _rewrite_metrics(path: Path, history: list[dict]) -> None:

@@ -7,6 +7,7 @@ from gradgroup.deploy.errors import InputError
 from gradgroup.deploy.preprocess import Preprocess
 from gradgroup.train.checkpoint import (
     checkpoint_preprocess,
+    init_from,
     load_checkpoint,
     model_from_checkpoint,
     model_state,
@@ -72,3 +73,49 @@ def test_weights_that_do_not_fit_the_arch(tmp_path):
     state["model_args"]["arch"] = "dg8"
     with pytest.raises(InputError, match="do not fit 'dg8'"):
         model_from_checkpoint(state)
+
+
+def _saved(tmp_path, arch, alpha=1.0, num_classes=19, name=None):
+    torch.manual_seed(1)
+    model = create_model(arch, num_classes, form="gradual")
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+    set_alpha(model, alpha)
+    path = save_checkpoint(tmp_path / (name or f"{arch}.pt"), model_state(model, arch))
+    return path, model
+
+
+def test_dense_checkpoint_initialises_the_gradual_model_exactly(tmp_path):
+    """d-light at alpha 1 is dg4-light's dense start: every tensor loads, same function."""
+    path, dense = _saved(tmp_path, "d-light")
+    torch.manual_seed(2)
+    gradual = create_model("dg4-light", form="gradual")
+    report = init_from(gradual, path)
+    assert report.loaded > 0 and not (report.mismatched or report.missing or report.unused)
+    assert outputs_equal(dense, gradual)
+    assert "tensors loaded" in report.summary()
+
+
+def test_init_names_what_does_not_fit(tmp_path):
+    path, _ = _saved(tmp_path, "erfnet", num_classes=5)
+    model = create_model("erfnet", 19, form="gradual")
+    report = init_from(model, path)
+    assert report.mismatched == ("output_conv.weight", "output_conv.bias")
+    assert "2 kept as initialised (shape differs): output_conv.weight" in report.summary()
+    light = create_model("dg4-light", form="gradual")
+    report = init_from(light, path)  # ERFNet's decoder into a light decoder
+    # ERFNet's dense 3x1/1x3 convs fit the gradual form's; its pointwise-free blocks and decoder
+    # do not.
+    assert report.loaded > 0 and any(".pw1." in name for name in report.missing)
+    assert any(name.startswith("decoder") for name in report.mismatched)
+
+
+def test_init_refuses_half_decayed_and_unfitting_checkpoints(tmp_path):
+    path, _ = _saved(tmp_path, "dg4-light", alpha=0.4)
+    with pytest.raises(InputError, match="alpha=0.4, neither dense nor grouped"):
+        init_from(create_model("dg4-light", form="gradual"), path)
+    torch.save({"model": {"x": torch.zeros(1)}, "model_args": {"arch": "?"}}, tmp_path / "x.pt")
+    with pytest.raises(InputError, match="no tensor"):
+        init_from(create_model("dg4-light", form="gradual"), tmp_path / "x.pt")

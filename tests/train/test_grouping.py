@@ -9,7 +9,9 @@ from gradgroup.train.grouping import (
     Form,
     GradualGroupConv2d,
     block_diagonal_mask,
+    cap_cross_weights,
     convert_to_grouped,
+    cross_ratios,
     get_alpha,
     group_conv,
     set_alpha,
@@ -94,3 +96,84 @@ def test_group_conv_forms():
 def test_invalid_groups_rejected():
     with pytest.raises(InputError, match="must divide"):
         GradualGroupConv2d(6, 4, 1, 4)
+
+
+def _rms(layer):
+    mask = layer.group_mask.expand_as(layer.weight).bool()
+    w = layer.weight.detach()
+    return w[mask].pow(2).mean().sqrt(), w[~mask].pow(2).mean().sqrt()
+
+
+def test_cross_ratio_is_alpha_times_cross_over_diagonal_norm():
+    layer = GradualGroupConv2d(4, 4, 1, 2, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    model = nn.Sequential(layer)
+    assert cross_ratios(model) == {"0": pytest.approx(1.0)}  # 2 groups: equal entry counts
+    set_alpha(model, 0.25)
+    assert cross_ratios(model)["0"] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("groups", [2, 4, 8])
+def test_cap_holds_cross_rms_at_diagonal_rms_only_while_alpha_decays(groups):
+    torch.manual_seed(0)
+    layer = GradualGroupConv2d(8, 8, (3, 1), groups, padding=(1, 0))
+    with torch.no_grad():
+        layer.weight.mul_(1.0 + 4.0 * (1.0 - layer.group_mask))  # cross entries 5x inflated
+    model = nn.Sequential(layer)
+    before = layer.weight.detach().clone()
+    for alpha in (1.0, 0.0):  # dense start and grouped end are never touched
+        set_alpha(model, alpha)
+        assert cap_cross_weights(model) == 0 and torch.equal(layer.weight, before)
+    set_alpha(model, 0.5)
+    assert cap_cross_weights(model) == 1
+    diag, cross = _rms(layer)
+    assert cross == pytest.approx(float(diag), rel=1e-5)
+    mask = layer.group_mask.expand_as(before).bool()
+    assert torch.equal(layer.weight[mask], before[mask])  # the diagonal blocks are kept
+    assert cap_cross_weights(model) == 0  # already within the cap
+
+
+def test_capped_adam_cannot_reinflate_cross_weights():
+    """Adam's step does not shrink with alpha: uncapped, the cross-group weights grow back."""
+    torch.manual_seed(0)
+    x, target = torch.randn(8, 8, 6, 6), torch.randn(8, 8, 6, 6)
+    dense = nn.Conv2d(8, 8, 1, bias=False)
+    with torch.no_grad():
+        target = dense(x) * 3  # needs the cross-group paths
+
+    def train(cap):
+        torch.manual_seed(1)
+        layer = GradualGroupConv2d(8, 8, 1, 4, bias=False)
+        model = nn.Sequential(layer)
+        opt = torch.optim.Adam(model.parameters(), lr=0.05)
+        for step in range(60):
+            set_alpha(model, 1.0 - step / 60)
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), target).backward()
+            opt.step()
+            if cap:
+                cap_cross_weights(model)
+        return _rms(layer)
+
+    diag, cross = train(cap=False)
+    assert cross > 1.5 * diag  # the failure the cap exists for
+    diag, cross = train(cap=True)
+    assert cross <= diag * (1 + 1e-5)
+
+
+def test_recalibrate_bn_is_the_plain_average_over_the_batches_without_dropout():
+    from gradgroup.train.evaluate import recalibrate_bn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.BatchNorm2d(3), nn.Dropout2d(0.5), nn.BatchNorm2d(3)).train()
+    batches = [torch.randn(4, 3, 5, 5) * 2 + 1 for _ in range(3)]
+    assert recalibrate_bn(model, batches, torch.device("cpu")) == 12
+    everything = torch.cat(batches)
+    torch.testing.assert_close(model[0].running_mean, everything.mean((0, 2, 3)))
+    batch_vars = torch.stack([b.var((0, 2, 3), unbiased=True) for b in batches])
+    torch.testing.assert_close(model[0].running_var, batch_vars.mean(0))  # as precise BN does
+    assert model.training and model[0].momentum == 0.1
+    # Dropout was off: the second BN saw the first one's output unmasked, mean ~0 and var ~1.
+    torch.testing.assert_close(model[2].running_var, torch.ones(3), rtol=0.1, atol=0.1)
+    assert recalibrate_bn(model, [], torch.device("cpu")) == 0  # nothing to average: untouched

@@ -49,7 +49,7 @@ def test_reference_run_converts_and_writes_its_folder(reference):
     assert result.status == "done" and result.iterations == 6 and result.epochs == 2
     assert result.converted and result.alpha == 0.0
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["best.pt", "config.json", "last.pt", "metrics.jsonl"]
+    assert files == ["best.pt", "config.json", "curves.png", "last.pt", "metrics.jsonl"]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     assert rows[0]["alpha"] == pytest.approx(1 / 3) and rows[1]["alpha"] == 0.0
@@ -60,7 +60,26 @@ def test_reference_run_converts_and_writes_its_folder(reference):
     best = load_checkpoint(out / "best.pt")
     # best.pt of a gradual run is chosen among deployable (alpha = 0) epochs only.
     assert best["alpha"] == 0.0 and best["model_args"]["converted"]
-    assert best["run"]["best_miou"] == max(r["miou"] for r in rows if r["alpha"] == 0.0)
+    deployable = [r["miou"] for r in rows if r["alpha"] == 0.0]
+    deployable += [r["converted_miou"] for r in rows if "converted_miou" in r]
+    assert best["run"]["best_miou"] == max(deployable)
+
+
+def test_decay_end_scores_the_converted_model_and_logs_cross_ratios(reference):
+    out, _ = reference
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    n_gradual = len(gradual_layers(create_model("dg4-light", 19, "gradual")))
+    assert len(rows[0]["cross_ratio"]) == n_gradual and rows[1]["cross_ratio"] is None
+    assert 0.0 <= rows[0]["converted_miou"] <= 1.0 and "converted_miou" not in rows[1]
+    # alpha = 1/3 with the cap: the cross-group paths carry at most alpha * sqrt(G - 1).
+    assert all(0 < r <= (1 / 3) * 127**0.5 + 1e-6 for r in rows[0]["cross_ratio"].values())
+    pointwise = [r for name, r in rows[0]["cross_ratio"].items() if ".pw" in name]
+    assert pointwise and max(pointwise) <= (1 / 3) * 3**0.5 + 1e-6
+
+
+def test_gradual_run_without_finetuning_still_ends_grouped(tmp_path):
+    result = run(tiny(tmp_path, epochs=1, finetune_epochs=0))
+    assert result.converted and result.alpha == 0.0 and result.best is not None
 
 
 @pytest.mark.parametrize("stop_position", [4, 8], ids=["after-epoch-1", "mid-epoch-2"])
