@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calib": ("gradgroup.calib.cli_calib", "quantize an ONNX model to int8 (ORT or TIDL)"),
     "bench": ("gradgroup.deploy.cli_bench", "latency and energy benchmark against the fps budget"),
     "demo": ("gradgroup.deploy.cli_demo", "live segmentation from a camera, video or folder"),
+    "weights": ("gradgroup.train.cli_weights", "the shipped scene-pretrained weights"),
     "pipeline": ("gradgroup.pipeline", "train, export, calibrate, bench and demo in one run"),
 }
 
@@ -77,6 +78,8 @@ def _unknown(name: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
+    import gradgroup.train  # noqa: F401  (OpenMP's wait policy, set before torch loads)
+
     argv = sys.argv[1:] if argv is None else argv
     parser = _base_parser()
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

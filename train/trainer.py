@@ -417,7 +417,7 @@ class _Run:
             miou += f", converted to grouped convs: mIoU {converted.miou:.4f}"
         log.info(
             "epoch %d/%d: loss %.4f alpha %.3f %s (%.1f s, %.1f img/s)", epoch + 1, plan.epochs,
-            row["loss"], st.alpha, miou, row["seconds"], row["img_per_s"],
+            row["loss"], row["alpha"], miou, row["seconds"], row["img_per_s"],
         )  # fmt: skip
 
     def validate(self):

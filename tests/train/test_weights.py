@@ -1,0 +1,56 @@
+"""Shipped weights: the manifest's names and numbers hold, packing records a run exactly."""
+
+import json
+
+import pytest
+from toy_data import Blocks
+
+from gradgroup.deploy.errors import InputError
+from gradgroup.train import weights
+from gradgroup.train.checkpoint import load_checkpoint
+from gradgroup.train.trainer import TrainConfig, train
+
+
+def test_dense_start_of_every_zoo_family():
+    assert weights.dense_start("dg4-light") == "d-light"
+    assert weights.dense_start("dg8s-light") == "d-light"
+    assert weights.dense_start("dg4-sel3-light") == "d-light"
+    assert weights.dense_start("dg2") == "d" and weights.dense_start("erfnet") == "erfnet"
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("weights")
+    cfg = TrainConfig(arch="d-light", schedule="dense", size=(32, 64), epochs=1, iters_per_epoch=2,
+                      batch_size=2, workers=0, progress=False, out=str(root / "run"))  # fmt: skip
+    train(cfg, Blocks(4), Blocks(2, offset=100))
+    folder = root / "shipped"
+    entry = weights.pack(root / "run", "d-light.pt", ("gradgroup train ...",), "test", folder)
+    return folder, entry
+
+
+def test_pack_writes_tensors_only_and_a_manifest_that_checks(packed):
+    folder, entry = packed
+    ckpt = load_checkpoint(folder / "d-light.pt")
+    assert set(ckpt) == {"model", "model_args", "classes", "preprocess", "alpha"}
+    listed = json.loads((folder / weights.MANIFEST).read_text())["files"]
+    assert [e["name"] for e in listed] == ["d-light.pt"] and listed[0]["sha256"] == entry.sha256
+    assert entry.arch == "d-light" and entry.size == (32, 64) and entry.iterations == 2
+    assert weights.find_shipped("dg4-light", folder) == folder / "d-light.pt"
+    assert weights.find_shipped("erfnet", folder) is None
+    [(checked, miou)] = weights.check(folder)
+    assert checked == entry and miou == pytest.approx(entry.miou, abs=1e-5)  # (rounded)
+
+
+def test_check_refuses_altered_files(packed, tmp_path):
+    folder, _ = packed
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    data = (folder / "d-light.pt").read_bytes()
+    (copy / "d-light.pt").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    (copy / weights.MANIFEST).write_text((folder / weights.MANIFEST).read_text())
+    with pytest.raises(InputError, match="does not match the sha256"):
+        weights.check(copy)
+    (copy / "d-light.pt").unlink()
+    with pytest.raises(InputError, match="missing"):
+        weights.check(copy)
