@@ -49,7 +49,11 @@ class PipelineConfig:
         budget_min: training minutes per model (sets the number of iterations).
         data: ``synthetic``, ``cityscapes:DIR`` or ``folder:DIR``.
         batch_size: training batch size.
-        lr: Adam learning rate; higher than ERFNet's 5e-4 because budget runs are short.
+        init: where the efficient model starts: ``shipped`` (the project's scene-pretrained
+            dense start, on synthetic data only), ``none`` (from scratch) or a checkpoint path.
+        baseline_init: the same for the baseline (``shipped``: fine-tuned from its weights).
+        lr: Adam learning rate; None: 2e-3 from scratch (budget runs are short), ERFNet's 5e-4
+            from a trained start.
         max_drop: mIoU points the int8 models may lose before layers stay in float.
         bench_seconds: timed seconds per model in the benchmark.
         demo_frames: frames of the synthetic drive rendered to the demo video.
@@ -67,7 +71,9 @@ class PipelineConfig:
     budget_min: float = 6.0
     data: str = "synthetic"
     batch_size: int = 8
-    lr: float = 2e-3
+    init: str = "shipped"
+    baseline_init: str = "shipped"
+    lr: float | None = None
     max_drop: float = 2.0
     bench_seconds: float = 4.0
     demo_frames: int = 60
@@ -81,6 +87,9 @@ class PipelineConfig:
             raise InputError(f"--budget-min {self.budget_min} must be positive")
         if self.size[0] % 8 or self.size[1] % 8:
             raise InputError(f"--size {self.size[0]}x{self.size[1]} must be divisible by 8")
+        for flag, value in (("--init", self.init), ("--baseline-init", self.baseline_init)):
+            if value not in ("shipped", "none") and not Path(value).expanduser().is_file():
+                raise InputError(f"{flag} {value}: no such checkpoint (or use shipped / none)")
         if self.arch == self.baseline:
             raise InputError(f"--arch and --baseline are both {self.arch!r}; pick two models")
 
@@ -236,7 +245,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="training minutes per model")  # fmt: skip
     parser.add_argument("--data", default=d.data, help="synthetic | cityscapes:DIR | folder:DIR")
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
+    parser.add_argument("--init", default=d.init, metavar="shipped|none|CKPT",
+                        help="start of the efficient model (shipped: the dense scene-pretrained "
+                        "weights in weights/, synthetic data only)")  # fmt: skip
+    parser.add_argument(
+        "--baseline-init",
+        default=d.baseline_init,
+        metavar="shipped|none|CKPT",
+        help="start of the baseline (shipped: fine-tune its shipped weights)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=d.lr,
+        help="Adam learning rate (default: 2e-3 from scratch, 5e-4 from a start)",
+    )
     parser.add_argument("--max-drop", type=float, default=d.max_drop, help="int8 mIoU budget")
     parser.add_argument("--bench-seconds", type=float, default=d.bench_seconds)
     parser.add_argument("--demo-frames", type=int, default=d.demo_frames)
@@ -251,7 +274,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = PipelineConfig(
         out=args.out, arch=args.arch, baseline=args.baseline, size=parse_size(args.size),
         deploy_size=parse_size(args.deploy_size), budget_min=args.budget_min, data=args.data,
-        batch_size=args.batch_size, lr=args.lr, max_drop=args.max_drop,
+        batch_size=args.batch_size, init=args.init, baseline_init=args.baseline_init,
+        lr=args.lr, max_drop=args.max_drop,
         bench_seconds=args.bench_seconds, demo_frames=args.demo_frames, threads=args.threads,
         fps_target=args.fps_target, device=args.device, seed=args.seed,
     )  # fmt: skip

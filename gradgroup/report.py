@@ -105,6 +105,7 @@ def build_report(cfg: PipelineConfig, out: Path, results: dict) -> dict[str, Any
             [
                 "model",
                 "schedule",
+                "start",
                 "iterations",
                 "s/iteration",
                 "minutes",
@@ -115,6 +116,7 @@ def build_report(cfg: PipelineConfig, out: Path, results: dict) -> dict[str, Any
                 [
                     a,
                     r["schedule"],
+                    r.get("init") or "random",
                     r["iterations"],
                     f"{r['seconds_per_iteration']:.2f}",
                     f"{r['seconds'] / 60:.1f}",

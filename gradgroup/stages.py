@@ -55,42 +55,82 @@ def seconds_per_iteration(arch: str, cfg: PipelineConfig, form: str) -> float:
 
 
 def train_models(cfg: PipelineConfig, out: Path, results: dict, progress: bool) -> dict[str, Any]:
-    """Train the efficient model (gradual grouping) and the baseline, each within the budget."""
+    """Train the efficient model (gradual grouping) and the baseline, each within the budget.
+
+    The paper's recipe by default: both start from the project's scene-pretrained weights (the
+    efficient model from its dense start). Each run's plan (iterations per epoch, from a measured
+    step) is decided once and kept in ``plan.json``, so the same command resumes it.
+    """
     from gradgroup.train.trainer import TrainConfig, train
 
     runs: dict[str, Any] = {}
-    for arch, schedule in ((cfg.arch, "gradual"), (cfg.baseline, "scratch")):
+    models = ((cfg.arch, "gradual", cfg.init), (cfg.baseline, "scratch", cfg.baseline_init))
+    for arch, schedule, init_spec in models:
         folder = out / "train" / arch
-        form = "gradual" if schedule == "gradual" else "grouped"
-        step = seconds_per_iteration(arch, cfg, form)
-        # Leave a quarter of the budget for data, validation and checkpoints.
-        iterations = max(EPOCHS * 4, int(0.75 * cfg.budget_min * 60 / step))
-        per_epoch = math.ceil(iterations / EPOCHS)
+        init = resolve_init(init_spec, arch, cfg.data)
+        plan = _plan(folder, arch, cfg, "gradual" if schedule == "gradual" else "grouped")
+        lr = cfg.lr or (5e-4 if init else 2e-3)
         log.info(
-            "train %s (%s): %.2f s/iteration measured -> %d epochs x %d iterations",
-            arch, schedule, step, EPOCHS, per_epoch,
+            "train %s (%s%s): %.2f s/iteration measured -> %d epochs x %d iterations",
+            arch, schedule, f" from {Path(init).name}" if init else "", plan["step"], EPOCHS,
+            plan["iters_per_epoch"],
         )  # fmt: skip
         tcfg = TrainConfig(
-            arch=arch, data=cfg.data, size=cfg.size, epochs=EPOCHS, iters_per_epoch=per_epoch,
-            batch_size=cfg.batch_size, lr=cfg.lr, schedule=schedule, finetune_epochs=1,
-            device=cfg.device,
+            arch=arch, data=cfg.data, size=cfg.size, epochs=EPOCHS,
+            iters_per_epoch=plan["iters_per_epoch"], batch_size=cfg.batch_size, lr=lr,
+            schedule=schedule, finetune_epochs=1, init=init, device=cfg.device,
             out=str(folder), resume=(folder / "last.pt").is_file(), seed=cfg.seed,
-            val_length=VAL_IMAGES, val_limit=VAL_IMAGES, progress=progress, workers=1,
+            val_length=VAL_IMAGES, val_limit=VAL_IMAGES, progress=progress, workers=0,
         )  # fmt: skip
         result = train(tcfg)
         if result.status == "interrupted":
             raise KeyboardInterrupt
         runs[arch] = {
             "schedule": schedule,
+            "init": Path(init).name if init else None,
             "checkpoint": result.best or result.last,
             "miou": result.best_miou,
             "alpha": result.alpha,
             "iterations": result.iterations,
             "seconds": result.seconds,
-            "seconds_per_iteration": step,
+            "seconds_per_iteration": plan["step"],
             "status": result.status,
         }
     return {"runs": runs, "artifacts": [r["checkpoint"] for r in runs.values()]}
+
+
+def resolve_init(spec: str, arch: str, data: str) -> str | None:
+    """The checkpoint a pipeline model starts from: ``shipped`` weights (procedural scenes
+    only), ``none``, or a path."""
+    if spec == "none":
+        return None
+    if spec != "shipped":
+        return str(Path(spec).expanduser())
+    if data != "synthetic":
+        log.info("%s trains from scratch: the shipped weights are for the procedural scenes", arch)
+        return None
+    from gradgroup.train.weights import dense_start, find_shipped
+
+    found = find_shipped(arch)
+    if found is None:
+        log.warning("no shipped weights for %s (%s): training from scratch", arch,
+                    dense_start(arch))  # fmt: skip
+    return None if found is None else str(found)
+
+
+def _plan(folder: Path, arch: str, cfg: PipelineConfig, form: str) -> dict[str, Any]:
+    """``folder/plan.json``: iterations per epoch sized from one measured step, decided once."""
+    path = folder / "plan.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    step = seconds_per_iteration(arch, cfg, form)
+    # Leave a quarter of the budget for data, validation and checkpoints.
+    iterations = max(EPOCHS * 4, int(0.75 * cfg.budget_min * 60 / step))
+    plan = {"step": step, "iters_per_epoch": math.ceil(iterations / EPOCHS)}
+    from gradgroup.deploy.fileio import write_text_atomic
+
+    write_text_atomic(path, json.dumps(plan) + "\n")
+    return plan
 
 
 def export_models(cfg: PipelineConfig, out: Path, results: dict, progress: bool) -> dict[str, Any]:

@@ -106,3 +106,24 @@ def test_cli_rejects_bad_settings(capsys, tmp_path):
     assert main(["pipeline", "--out", str(tmp_path), "--size", "30x60"]) == 2
     assert "divisible by 8" in capsys.readouterr().err
     assert main(["pipeline", "--out", str(tmp_path), "--arch", "erfnet"]) == 2
+
+
+def test_training_plan_is_decided_once(tmp_path, monkeypatch):
+    """A re-run measures a different step time; resuming needs the first run's plan."""
+    from gradgroup import stages
+
+    cfg = PipelineConfig(out=str(tmp_path), **TINY)
+    steps = iter([0.5, 0.05])
+    monkeypatch.setattr(stages, "seconds_per_iteration", lambda *a: next(steps))
+    first = stages._plan(tmp_path / "m", "dg4-light", cfg, "gradual")
+    assert stages._plan(tmp_path / "m", "dg4-light", cfg, "gradual") == first
+    assert json.loads((tmp_path / "m" / "plan.json").read_text()) == first
+
+
+def test_init_choices(tmp_path):
+    from gradgroup.stages import resolve_init
+
+    assert resolve_init("none", "dg4-light", "synthetic") is None
+    assert resolve_init("shipped", "dg4-light", "cityscapes:/data") is None  # scenes only
+    with pytest.raises(InputError, match="no such checkpoint"):
+        PipelineConfig(out=str(tmp_path), init=str(tmp_path / "nope.pt"))
