@@ -1,1 +1,1 @@
-"""Scene-pretrained weights (data only): see ``manifest.json`` and :mod:`gradgroup.train.weights`."""
+"""Scene-pretrained weights (data): see manifest.json and gradgroup.train.weights."""
