@@ -5,7 +5,9 @@ or ``--init CKPT``), changing only how the decay is handled:
 
 1. ``plain``: the method as first written (no cross-group cap, BatchNorm statistics as trained);
 2. ``bn-recalib``: BatchNorm statistics re-estimated before every validation;
-3. ``cap + bn-recalib``: the default: cross-group RMS held at the diagonal RMS as well.
+3. ``cap + bn-recalib``: cross-group RMS held at the diagonal RMS as well;
+4. ``share + cap + bn-recalib``: the default: each layer's alpha chosen so that its diagonal
+   blocks' share follows the schedule (``--layer-alpha share``).
 
 Prints per-epoch validation mIoU, alpha and the median ``||alpha W_cross|| / ||W_diag||`` side by
 side, the two continuity measures (converted minus last gradual epoch; worst fall of a decay epoch
@@ -29,10 +31,11 @@ from gradgroup.deploy.table import format_markdown
 from gradgroup.train.curves import continuity, plot_curves
 from gradgroup.train.trainer import TrainConfig, train
 
-VARIANTS = {  # label -> (cross_cap, bn_recalib images)
-    "plain": (False, 0),
-    "bn-recalib": (False, 64),
-    "cap + bn-recalib": (True, 64),
+VARIANTS = {  # label -> (layer alpha, cross_cap, bn_recalib images)
+    "plain": ("uniform", False, 0),
+    "bn-recalib": ("uniform", False, 64),
+    "cap + bn-recalib": ("uniform", True, 64),
+    "share + cap + bn-recalib": ("share", True, 64),
 }
 
 
@@ -57,14 +60,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_variant(args: argparse.Namespace, label: str) -> list[dict]:
-    cap, recalib = VARIANTS[label]
+    layer_alpha, cap, recalib = VARIANTS[label]
     out = Path(args.out) / label.replace(" + ", "+")
+    metrics = out / "metrics.jsonl"
+    if metrics.is_file() and len(metrics.read_text().splitlines()) >= args.epochs:
+        return [json.loads(line) for line in metrics.read_text().splitlines()]  # finished
     extra = {"init": args.init} if args.init else {}
     cfg = TrainConfig(
         arch=args.arch, size=parse_size(args.size), epochs=args.epochs,
         finetune_epochs=args.finetune_epochs, iters_per_epoch=args.iters_per_epoch,
         batch_size=args.batch_size, lr=args.lr, alpha_shape=args.alpha_shape, workers=0,
-        cross_cap=cap, bn_recalib=recalib, train_length=args.train_length,
+        layer_alpha=layer_alpha, cross_cap=cap, bn_recalib=recalib, train_length=args.train_length,
         val_length=args.val_length, seed=args.seed, out=str(out),
         resume=(out / "last.pt").is_file(), progress=args.progress, **extra,
     )  # fmt: skip

@@ -56,6 +56,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--alpha-span", type=float, default=1.0,
       help="decay: fraction (<=1) of the pre-fine-tune epochs, or iterations (>1)")  # fmt: skip
     a("--finetune-epochs", type=int, default=1, help="last epochs at alpha 0 as a grouped model")
+    a("--layer-alpha", choices=("share", "uniform"), default="share",
+      help="share: each layer's alpha makes its diagonal blocks' share follow the schedule "
+      "(depthwise targets decay early); uniform: every layer gets the scheduled alpha")  # fmt: skip
     a("--cross-cap", action=argparse.BooleanOptionalAction, default=True,
       help="hold each layer's cross-group weight RMS at most at its diagonal RMS while alpha "
       "decays, so the network stops depending on them gradually")  # fmt: skip
@@ -93,9 +96,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 FIELDS = (
     "arch", "data", "size", "epochs", "iters_per_epoch", "batch_size", "lr", "workers",
     "schedule", "alpha_shape", "alpha_start", "alpha_end", "alpha_span", "finetune_epochs",
-    "cross_cap", "bn_recalib", "init", "encoder_epochs", "device", "amp", "out", "resume", "seed",
-    "max_minutes", "train_length",
-    "val_length", "val_limit", "augment", "progress",
+    "layer_alpha", "cross_cap", "bn_recalib", "init", "encoder_epochs", "device", "amp", "out",
+    "resume", "seed", "max_minutes", "train_length", "val_length", "val_limit", "augment",
+    "progress",
 )  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from gradgroup.deploy.errors import InputError
 
-from .grouping import convert_to_grouped, gradual_layers
+from .grouping import LAYER_ALPHA, convert_to_grouped, gradual_layers
 from .schedules import AlphaSchedule
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class TrainConfig:
     alpha_end: float = 0.0
     alpha_span: float = 1.0  # <= 1: fraction of the decay epochs' iterations; > 1: iterations
     finetune_epochs: int = 1  # last epochs at alpha = 0, as a true grouped model
+    layer_alpha: str = "share"  # share: each layer's diagonal share follows the schedule
     cross_cap: bool = True  # hold cross-group RMS <= diagonal RMS while alpha decays
     bn_recalib: int = 64  # training images BatchNorm statistics are re-estimated on (0: off)
     encoder_epochs: int = 0  # ERFNet's encoder-first stage (labels at 1/8), before `epochs`
@@ -91,6 +92,10 @@ class TrainConfig:
             raise InputError(
                 f"finetune_epochs={self.finetune_epochs} leaves none of {self.epochs} epochs for "
                 "alpha to decay; raise --epochs or lower --finetune-epochs"
+            )
+        if self.layer_alpha not in LAYER_ALPHA:
+            raise InputError(
+                f"layer_alpha={self.layer_alpha!r} must be one of {', '.join(LAYER_ALPHA)}"
             )
         if self.alpha_span <= 0:
             raise InputError(f"alpha_span={self.alpha_span} must be positive")

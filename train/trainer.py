@@ -324,7 +324,7 @@ class _Run:
         torch.manual_seed(iteration_seed(cfg.seed, info.rank, it))  # dropout: a function of it
         st.alpha = plan.alpha(it)
         if cfg.schedule == "gradual" and gradual_layers(self.model):
-            set_alpha(self.model, st.alpha)
+            set_alpha(self.model, st.alpha, cfg.layer_alpha)
             if st.alpha == 0.0 and it >= plan.encoder_iters:
                 self.convert()
         dev = info.device

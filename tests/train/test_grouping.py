@@ -15,6 +15,7 @@ from gradgroup.train.grouping import (
     get_alpha,
     group_conv,
     set_alpha,
+    share_alpha,
 )
 
 CASES = [
@@ -177,3 +178,25 @@ def test_recalibrate_bn_is_the_plain_average_over_the_batches_without_dropout():
     # Dropout was off: the second BN saw the first one's output unmasked, mean ~0 and var ~1.
     torch.testing.assert_close(model[2].running_var, torch.ones(3), rtol=0.1, atol=0.1)
     assert recalibrate_bn(model, [], torch.device("cpu")) == 0  # nothing to average: untouched
+
+
+def test_share_alpha_moves_every_layers_diagonal_share_linearly():
+    for groups in (2, 4, 128):
+        k = (groups - 1) ** 0.5
+        assert share_alpha(1.0, groups) == 1.0 and share_alpha(0.0, groups) == 0.0
+        shares = [1 / (1 + share_alpha(g / 10, groups) * k) for g in range(10, -1, -1)]
+        steps = [b - a for a, b in zip(shares, shares[1:])]
+        assert steps == pytest.approx([steps[0]] * 10)  # equal steps: linear in the schedule
+    assert share_alpha(0.3, 1) == pytest.approx(0.3)  # no cross-group paths: alpha itself
+    assert share_alpha(0.2, 128) < 0.02 < share_alpha(0.2, 4)  # depthwise targets go early
+
+
+def test_set_alpha_per_layer():
+    model = nn.Sequential(GradualGroupConv2d(8, 8, 1, 2), GradualGroupConv2d(8, 8, 1, 8))
+    set_alpha(model, 0.5, "share")
+    assert float(model[0].alpha) == pytest.approx(share_alpha(0.5, 2))
+    assert float(model[1].alpha) == pytest.approx(share_alpha(0.5, 8))
+    set_alpha(model, 0.5)
+    assert float(model[0].alpha) == float(model[1].alpha) == 0.5
+    with pytest.raises(InputError, match="layer alpha"):
+        set_alpha(model, 0.5, "bogus")

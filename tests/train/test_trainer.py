@@ -13,7 +13,7 @@ from toy_data import Blocks
 from gradgroup.deploy.errors import InputError
 from gradgroup.train.checkpoint import load_checkpoint
 from gradgroup.train.data import SegDataset
-from gradgroup.train.grouping import GradualGroupConv2d, gradual_layers, set_alpha
+from gradgroup.train.grouping import GradualGroupConv2d, gradual_layers, set_alpha, share_alpha
 from gradgroup.train.models import create_model
 from gradgroup.train.recipe import Plan, convert_with_optimizer
 from gradgroup.train.trainer import TrainConfig, train
@@ -74,7 +74,7 @@ def test_decay_end_scores_the_converted_model_and_logs_cross_ratios(reference):
     # alpha = 1/3 with the cap: the cross-group paths carry at most alpha * sqrt(G - 1).
     assert all(0 < r <= (1 / 3) * 127**0.5 + 1e-6 for r in rows[0]["cross_ratio"].values())
     pointwise = [r for name, r in rows[0]["cross_ratio"].items() if ".pw" in name]
-    assert pointwise and max(pointwise) <= (1 / 3) * 3**0.5 + 1e-6
+    assert pointwise and max(pointwise) <= share_alpha(1 / 3, 4) * 3**0.5 + 1e-6
 
 
 def test_gradual_run_without_finetuning_still_ends_grouped(tmp_path):
