@@ -74,7 +74,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--encoder-epochs", type=int, default=0, help="ERFNet's encoder-only first stage")
     a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="training device")
     a("--amp", action=argparse.BooleanOptionalAction, default=True,
-      help="bf16/fp16 mixed precision on CUDA")  # fmt: skip
+      help="mixed precision: bf16/fp16 on CUDA, bf16 on CPUs with AMX, else fp32")  # fmt: skip
     a("--out", default="runs/train", help="output folder (last.pt, best.pt, metrics.jsonl)")
     a("--resume", action="store_true", help="continue the run in --out from last.pt")
     a("--seed", type=int, default=0, help="seed of weights, data order and augmentation")

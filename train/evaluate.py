@@ -141,13 +141,36 @@ def torch_predictor(
 
 
 def autocast(device: torch.device, amp: bool):
-    """bf16 autocast on GPUs that have it (fp16 otherwise); a no-op on CPUs or with amp off."""
+    """Autocast to :func:`amp_dtype` (a no-op where it is None)."""
     import torch
 
-    if not amp or device.type != "cuda":
-        return torch.autocast(device.type, enabled=False)
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+    dtype = amp_dtype(device, amp)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def amp_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
+    """The mixed-precision type ``amp`` means on ``device``: bf16 on GPUs that have it (fp16
+    otherwise), bf16 on CPUs with AMX matrix units (:func:`cpu_bf16`), None (fp32) elsewhere."""
+    import torch
+
+    if amp and device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if amp and device.type == "cpu" and cpu_bf16():
+        return torch.bfloat16
+    return None
+
+
+def cpu_bf16() -> bool:
+    """Whether this CPU runs bf16 convolutions on AMX tiles (Intel Xeon 4th gen and later).
+
+    Measured on a 2-core Xeon with AMX (bench/train_speed.py): a dg4-light training step with
+    bf16 autocast and channels_last runs 2-3x faster than in fp32. Elsewhere (AVX-512 without
+    AMX) bf16 is not assumed to pay and training stays fp32.
+    """
+    import torch
+
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe and probe())
 
 
 def evaluate_model(
@@ -170,8 +193,7 @@ def evaluate_model(
     with torch.no_grad():
         for images, labels in loader:
             images = images.to(device, non_blocking=True)
-            if device.type == "cuda":
-                images = images.contiguous(memory_format=torch.channels_last)
+            images = images.contiguous(memory_format=torch.channels_last)
             labels = labels.to(device, non_blocking=True).reshape(-1)
             with autocast(device, amp):
                 pred = model(images).argmax(1).reshape(-1)
@@ -211,8 +233,7 @@ def recalibrate_bn(
         with torch.no_grad():
             for images in batches:
                 images = images.to(device, non_blocking=True)
-                if device.type == "cuda":
-                    images = images.contiguous(memory_format=torch.channels_last)
+                images = images.contiguous(memory_format=torch.channels_last)
                 with autocast(device, amp):
                     model(images)
                 seen += images.shape[0]

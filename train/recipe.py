@@ -58,7 +58,7 @@ class TrainConfig:
     encoder_epochs: int = 0  # ERFNet's encoder-first stage (labels at 1/8), before `epochs`
     init: str | None = None  # start from this checkpoint's weights (the paper: a trained dense net)
     device: str = "auto"
-    amp: bool = True  # bf16/fp16 autocast on CUDA; ignored on CPU
+    amp: bool = True  # bf16/fp16 autocast on CUDA, bf16 on CPUs with AMX; fp32 elsewhere
     out: str = "runs/train"
     resume: bool = False
     seed: int = 0
