@@ -179,9 +179,10 @@ def evaluate_model(
     num_classes: int,
     device: torch.device,
     info: DistInfo | None = None,
-    amp: bool = False,
+    stop: Callable[[], None] | None = None,
 ) -> SegMetrics:
-    """mIoU, per-class IoU and pixel accuracy of ``model`` over ``loader`` (labels 255 ignored)."""
+    """mIoU, per-class IoU and pixel accuracy of ``model`` over ``loader`` (labels 255 ignored),
+    in fp32; ``stop`` is called before each batch (it may raise to end the loop)."""
     import torch
 
     from .distributed import all_reduce_sum
@@ -190,27 +191,34 @@ def evaluate_model(
     model.eval()
     n = num_classes
     matrix = torch.zeros(n * n, dtype=torch.int64, device=device)
-    with torch.no_grad():
-        for images, labels in loader:
-            images = images.to(device, non_blocking=True)
-            images = images.contiguous(memory_format=torch.channels_last)
-            labels = labels.to(device, non_blocking=True).reshape(-1)
-            with autocast(device, amp):
+    try:
+        with torch.no_grad():
+            for images, labels in loader:
+                if stop is not None:
+                    stop()
+                images = images.to(device, non_blocking=True)
+                images = images.contiguous(memory_format=torch.channels_last)
+                labels = labels.to(device, non_blocking=True).reshape(-1)
                 pred = model(images).argmax(1).reshape(-1)
-            valid = labels < n  # drops 255 (ignore) and anything out of range
-            matrix += torch.bincount(n * labels[valid] + pred[valid], minlength=n * n)
+                valid = labels < n  # drops 255 (ignore) and anything out of range
+                matrix += torch.bincount(n * labels[valid] + pred[valid], minlength=n * n)
+    finally:
+        model.train(was_training)
     if info is not None:
         all_reduce_sum(matrix, info)
-    model.train(was_training)
     return SegMetrics.from_matrix(matrix.reshape(n, n).cpu().numpy())
 
 
 def recalibrate_bn(
-    model: nn.Module, batches: Sequence[torch.Tensor], device: torch.device, amp: bool = False
+    model: nn.Module,
+    batches: Sequence[torch.Tensor],
+    device: torch.device,
+    check: Callable[[], None] | None = None,
 ) -> int:
     """Re-estimate every BatchNorm's running mean and variance as the plain average of the
     per-batch statistics over ``batches`` (images only; "precise BN"), dropout off; returns the
-    number of images used. An empty ``batches`` leaves the statistics as they are.
+    number of images used. An empty ``batches`` leaves the statistics as they are; ``check`` is
+    called before each batch (it may raise to stop).
 
     The running averages kept during training mix statistics of many past weights; when the
     weights move fast (alpha falling) they no longer describe the current network.
@@ -232,10 +240,10 @@ def recalibrate_bn(
     try:
         with torch.no_grad():
             for images in batches:
+                if check is not None:
+                    check()
                 images = images.to(device, non_blocking=True)
-                images = images.contiguous(memory_format=torch.channels_last)
-                with autocast(device, amp):
-                    model(images)
+                model(images.contiguous(memory_format=torch.channels_last))
                 seen += images.shape[0]
     finally:
         for m, momentum in zip(norms, momenta):

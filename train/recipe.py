@@ -212,6 +212,7 @@ class RunState:
     loss_n: int = 0
     seconds: float = 0.0
     lr: float = 0.0
+    pending_epoch_end: list | None = None  # [epoch, partial] whose validation was interrupted
 
     def to_dict(self) -> dict:
         return asdict(self)

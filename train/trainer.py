@@ -259,7 +259,8 @@ class _Run:
         status = "done"
         from tqdm.contrib.logging import logging_redirect_tqdm
 
-        with _stop_on_sigint() as stop, logging_redirect_tqdm():  # log lines above the bar
+        with _stop_on_signals() as stop, logging_redirect_tqdm():  # log lines above the bar
+            self.stop = stop
             status = self.run(stop, deadline)
         if info.main:
             _write_curves(self.out, self.state.history, f"{cfg.arch} ({cfg.schedule})")
@@ -281,6 +282,8 @@ class _Run:
         bar = tqdm(total=plan.total_iters, initial=st.iteration, unit="it", dynamic_ncols=True,
                    disable=not (info.main and cfg.progress))  # fmt: skip
         status = None
+        if st.pending_epoch_end is not None and not self.end_epoch(*st.pending_epoch_end):
+            status = "interrupted"  # stopped again during the validation it owed
         while st.iteration < plan.total_iters and status is None:
             epoch, end = st.iteration // plan.ipe, (st.iteration // plan.ipe + 1) * plan.ipe
             if (st.iteration < plan.encoder_iters) != isinstance(_unwrap(self.net), EncoderNet):
@@ -312,7 +315,8 @@ class _Run:
                 status = "interrupted"
             st.seconds += time.perf_counter() - t0
             if st.iteration == end or status == "budget":
-                self.end_epoch(epoch, partial=st.iteration != end)
+                if not self.end_epoch(epoch, partial=st.iteration != end):
+                    status = "interrupted"
             elif info.main:
                 self.checkpoint()
         bar.close()
@@ -361,8 +365,24 @@ class _Run:
         torch.distributed.all_reduce(code, op=torch.distributed.ReduceOp.MAX)
         return {0: None, 1: "budget", 2: "interrupted"}[int(code)]
 
-    def end_epoch(self, epoch: int, partial: bool) -> None:
-        """Validate, log a metrics line, write last.pt (and best.pt on a deployable improvement)."""
+    def end_epoch(self, epoch: int, partial: bool) -> bool:
+        """Validate, log a metrics line, write last.pt (and best.pt on a deployable improvement).
+
+        A stop request during validation ends it within a batch: last.pt then records the
+        validation as owed (``pending_epoch_end``) and a resumed run does it first. Returns
+        whether the epoch end was completed.
+        """
+        try:
+            self._end_epoch(epoch, partial)
+        except _Stopped:
+            self.state.pending_epoch_end = [epoch, partial]
+            if self.info.main:
+                self.checkpoint()
+            return False
+        self.state.pending_epoch_end = None
+        return True
+
+    def _end_epoch(self, epoch: int, partial: bool) -> None:
         cfg, info, plan, st = self.cfg, self.info, self.plan, self.state
         broadcast_buffers(self.model, info)  # BN statistics differ per rank; rank 0's are kept
         totals = all_reduce_sum(
@@ -395,6 +415,7 @@ class _Run:
             row["partial"] = True
         st.history.append(row)
         st.loss_sum, st.loss_n, st.seconds = 0.0, 0, 0.0
+        st.pending_epoch_end = None
         # A gradual model is only deployable once alpha has reached its end: best.pt must be one.
         deployable = cfg.schedule != "gradual" or st.alpha <= cfg.alpha_end
         improved = (
@@ -425,10 +446,17 @@ class _Run:
         Both in fp32 whatever ``amp`` trains in: the score is that of the model as exported.
         """
         if self.cfg.bn_recalib:
-            recalibrate_bn(self.model, self._recalib_batches(), self.info.device)
+            recalibrate_bn(self.model, self._recalib_batches(), self.info.device, self._stopping)
         return evaluate_model(
-            self.model, self.val_loader(), self.num_classes, self.info.device, self.info
-        )
+            self.model, self.val_loader(), self.num_classes, self.info.device, self.info,
+            stop=self._stopping,
+        )  # fmt: skip
+
+    def _stopping(self) -> None:
+        """Raise _Stopped when a stop was asked for (single process: ranks must agree in DDP,
+        where validation runs to its end)."""
+        if not self.info.ddp and getattr(self, "stop", None) is not None and self.stop.is_set():
+            raise _Stopped
 
     def _recalib_batches(self) -> list[torch.Tensor]:
         """``bn_recalib`` training images without augmentation, spread over the set, batched."""
@@ -493,9 +521,14 @@ def _rewrite_metrics(path: Path, history: list[dict]) -> None:
     path.write_text("".join(json.dumps(row) + "\n" for row in history))
 
 
+class _Stopped(Exception):
+    """A stop request reached a validation loop."""
+
+
 @contextmanager
-def _stop_on_sigint():
-    """First Ctrl-C asks the loop to stop at the next iteration boundary; a second one aborts."""
+def _stop_on_signals():
+    """The first SIGINT (Ctrl-C) or SIGTERM asks the loop to stop at the next iteration or
+    validation batch, checkpointed; a second one aborts."""
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield stop
@@ -506,11 +539,12 @@ def _stop_on_sigint():
             raise KeyboardInterrupt
         stop.set()
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _unwrap(net: nn.Module) -> nn.Module:

@@ -113,6 +113,54 @@ def test_interrupted_and_resumed_run_is_bit_identical(
     assert strip_timing(map(json.loads, rows)) == strip_timing(map(json.loads, ref_rows))
 
 
+def _same_run(ref_out, out):
+    a, b = load_checkpoint(ref_out / "last.pt"), load_checkpoint(out / "last.pt")
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    ref_rows = (ref_out / "metrics.jsonl").read_text().splitlines()
+    rows = (out / "metrics.jsonl").read_text().splitlines()
+    assert strip_timing(map(json.loads, rows)) == strip_timing(map(json.loads, ref_rows))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_stop_during_validation_is_immediate_and_the_resume_validates_first(
+    reference, tmp_path, monkeypatch, sig
+):
+    """Issue 13.2: a stop in validation used to wait for it, then train and validate again."""
+    from gradgroup.train import trainer
+
+    ref_out, _ = reference
+    original = trainer._Run.validate
+
+    def validate(self):  # the signal arrives as validation of epoch 1 starts
+        os.kill(os.getpid(), sig)
+        return original(self)
+
+    monkeypatch.setattr(trainer._Run, "validate", validate)
+    first = run(tiny(tmp_path))
+    assert first.status == "interrupted" and first.iterations == 3  # not one step more
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["run"]["pending_epoch_end"] == [0, False] and ckpt["metrics"] == []
+    monkeypatch.setattr(trainer._Run, "validate", original)
+    second = run(tiny(tmp_path, resume=True))
+    assert second.status == "done"
+    _same_run(ref_out, tmp_path)
+
+
+def test_sigterm_while_training_checkpoints_like_ctrl_c(tmp_path, monkeypatch):
+    original = SegDataset.__getitem__
+
+    def getitem(self, item):
+        if isinstance(item, tuple) and item[1] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, item)
+
+    monkeypatch.setattr(SegDataset, "__getitem__", getitem)
+    result = run(tiny(tmp_path))
+    assert result.status == "interrupted" and result.iterations == 2
+    assert load_checkpoint(tmp_path / "last.pt")["iteration"] == 2
+
+
 def test_conversion_carries_adam_state_as_diagonal_blocks():
     torch.manual_seed(0)
     model = create_model("dg4-light", 19, "gradual").eval()  # eval: no dropout, fixed BN stats
