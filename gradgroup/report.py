@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 from gradgroup import __version__
 from gradgroup.deploy.fileio import write_text_atomic
 from gradgroup.deploy.table import format_markdown
+from gradgroup.stages import HELD_OUT
 
 if TYPE_CHECKING:
     from gradgroup.pipeline import PipelineConfig
 
 HEADER = [
-    "model", "precision", "mIoU %", "int8 drop", "params", "GMACs", "p50 ms", "p99 ms", "FPS",
-    "meets {fps:g} fps", "energy mJ/frame (est.)",
+    "model", "precision", "mIoU %", "int8 drop", "agreement %", "params", "GMACs", "p50 ms",
+    "p99 ms", "FPS", "meets {fps:g} fps", "energy mJ/frame (est.)",
 ]  # fmt: skip
 
 
@@ -32,8 +33,8 @@ def model_rows(cfg: PipelineConfig, results: dict, table: str) -> list[dict[str,
         arch, precision = bench["model"], bench["precision"]
         run = results["train"]["runs"][arch]
         acc = results["calib"]["models"][arch]["accuracy"] or {}
-        if precision == "fp32":
-            miou = 100 * run["miou"] if run["miou"] is not None else None
+        if precision == "fp32":  # the exported model on the held-out scenes; else training's
+            miou = acc.get("fp32_miou", 100 * run["miou"] if run["miou"] is not None else None)
             drop = None
         else:
             miou, drop = acc.get("int8_miou"), acc.get("drop")
@@ -45,7 +46,8 @@ def model_rows(cfg: PipelineConfig, results: dict, table: str) -> list[dict[str,
             "macs": exp["deploy_macs"] if table == "deploy" else exp["macs"],
             "graph_macs": bench["macs"],
         }
-        row = {**bench, **arch_counts, "miou": miou, "int8_drop": drop}
+        agreement = acc.get("agreement") if precision != "fp32" else None
+        row = {**bench, **arch_counts, "miou": miou, "int8_drop": drop, "agreement": agreement}
         rows.append({**row, "schedule": run["schedule"]})
     return rows
 
@@ -55,7 +57,8 @@ def _markdown_table(rows: list[dict[str, Any]], fps: float) -> str:
     body = [
         [
             f"{r['model']} ({r['schedule']})", r["precision"], _pct(r["miou"]),
-            _pct(r["int8_drop"]), f"{r['params']:,}", f"{r['macs'] / 1e9:.2f}",
+            _pct(r["int8_drop"]), _pct(r.get("agreement")), f"{r['params']:,}",
+            f"{r['macs'] / 1e9:.2f}",
             f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['fps']:.1f}",
             "yes" if r["meets_budget"] else "no", f"{r['energy_mj']:.2f}",
         ]
@@ -69,6 +72,7 @@ def _artifacts(out: Path, results: dict) -> dict[str, str]:
     for arch, run in results["train"]["runs"].items():
         exp, cal = results["export"]["models"][arch], results["calib"]["models"][arch]
         paths[f"{arch} checkpoint"] = run["checkpoint"]
+        paths[f"{arch} training curves"] = str(Path(run["checkpoint"]).parent / "curves.png")
         paths[f"{arch} ONNX (ORT form)"] = exp["onnx"]
         legal = f"{exp['tidl_unsupported']} unsupported, {exp['tidl_unverified']} unverified"
         paths[f"{arch} ONNX (TIDL target: {legal})"] = exp["tidl_onnx"]
@@ -128,6 +132,9 @@ def build_report(cfg: PipelineConfig, out: Path, results: dict) -> dict[str, Any
         ),  # fmt: skip
         "",
         f"## Models at {cfg.size[0]}x{cfg.size[1]} (the trained size)",
+        "",
+        f"mIoU of the exported fp32 and int8 models on {HELD_OUT} held-out validation scenes; "
+        "agreement: pixels where int8 and fp32 pick the same class.",
         "",
         _markdown_table(rows, cfg.fps_target),
         "",

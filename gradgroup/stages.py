@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EPOCHS = 6  # validation points per training run; the last one fine-tunes at alpha = 0
-VAL_IMAGES = 48
+VAL_IMAGES = 48  # validation during training (choosing best.pt)
+HELD_OUT = 200  # validation scenes the exported models are scored on, fp32 and int8 alike
 
 
 def _size_name(size: tuple[int, int]) -> str:
@@ -30,25 +31,31 @@ def _size_name(size: tuple[int, int]) -> str:
 
 
 def seconds_per_iteration(arch: str, cfg: PipelineConfig, form: str) -> float:
-    """Measure one training step of ``arch`` on this machine (forward, backward, Adam)."""
+    """Measure one training step of ``arch`` on this machine as the trainer takes it (forward
+    in its memory format and precision, backward, Adam)."""
     import torch
     import torch.nn.functional as F
 
+    from gradgroup.train.evaluate import autocast
     from gradgroup.train.models import create_model
 
-    device = "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
+    device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     model = create_model(arch, form=form).to(device).train()
+    model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
     x = torch.randn(cfg.batch_size, 3, *cfg.size, device=device)
+    x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 19, (cfg.batch_size, *cfg.size), device=device)
     times = []
     for _ in range(3):
         t0 = time.perf_counter()
-        loss = F.cross_entropy(model(x), y)
+        with autocast(device, True):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if device == "cuda":
+        if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     return min(times[1:])
@@ -183,7 +190,7 @@ def calibrate_models(cfg: PipelineConfig, out: Path, results: dict, progress: bo
         onnx_path = Path(exp["onnx"])
         int8 = quantize(
             onnx_path, onnx_path.with_suffix(".int8.onnx"),
-            CalibConfig(max_drop=cfg.max_drop, eval_frames=VAL_IMAGES),
+            CalibConfig(max_drop=cfg.max_drop, eval_data=cfg.data, eval_frames=HELD_OUT),
         )  # fmt: skip
         deploy_path = Path(exp["deploy_onnx"])
         big = quantize(
