@@ -42,6 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=6, help="timed steps (after 2 warm-up steps)")
     p.add_argument("--settings", nargs="*", choices=list(SETTINGS), default=list(SETTINGS))
+    p.add_argument("--timeout", type=float, default=180, help="seconds per setting at most")
     p.add_argument("--no-load", dest="load", action="store_false", help="skip the loaded runs")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -112,7 +113,13 @@ def measure(args: argparse.Namespace, setting: str, load: bool) -> dict:
         busy = multiprocessing.Process(target=_busy, args=(time.time() + 3600,), daemon=True)
         busy.start()
     try:
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True,
+                             timeout=args.timeout).stdout  # fmt: skip
+    except subprocess.TimeoutExpired:  # (spinning threads under load): a bound, not a number
+        steps = args.steps + 2
+        phases = {"data": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0}
+        return {"setting": setting, "load": load, **phases, "step": args.timeout / steps,
+                "img_per_s": args.batch_size * steps / args.timeout, "timed_out": True}  # fmt: skip
     finally:
         if busy is not None:
             busy.terminate()
@@ -138,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
               "img/s", "vs before (quiet)", "slowdown under load"]  # fmt: skip
     body = [[r["setting"], "1 core busy" if r["load"] else "quiet",
              *(f"{1000 * r[k]:.0f}" for k in ("data", "forward", "backward", "optimizer")),
-             f"{r['img_per_s']:.2f}", f"{r['img_per_s'] / base['img_per_s']:.2f}x",
-             f"{quiet[r['setting']]['img_per_s'] / r['img_per_s']:.1f}x" if r["load"] else ""]
+             ("< " if r.get("timed_out") else "") + f"{r['img_per_s']:.2f}",
+             f"{r['img_per_s'] / base['img_per_s']:.2f}x",
+             (("> " if r.get("timed_out") else "")
+              + f"{quiet[r['setting']]['img_per_s'] / r['img_per_s']:.1f}x") if r["load"] else ""]
             for r in rows]  # fmt: skip
     print(format_markdown(header, body))
     print(f"\n{args.arch} gradual (alpha 0.5, share, capped) at {args.size}, batch "
