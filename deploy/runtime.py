@@ -51,10 +51,14 @@ def load_onnx(path: str | Path):
     if not path.is_file():
         raise InputError(f"model {path} does not exist")
     try:
-        return onnx.load(str(path))
+        model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError, ValueError, OSError... for bad files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"model {path} is not a readable ONNX file ({first})") from None
+    # An empty file (or any byte string protobuf accepts) parses as an empty model.
+    if not model.graph.node or not model.graph.output:
+        raise InputError(f"model {path} holds no ONNX graph (an empty or truncated file?)")
+    return model
 
 
 @dataclass

@@ -19,8 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
-
 UNSUPPORTED, UNVERIFIED = "unsupported", "unverified"
 
 # Ops TIDL imports (TI operator table) or removes at import; anything else falls back to the ARM.
@@ -298,17 +296,10 @@ def check_tidl(model_or_path: Any) -> list[Finding]:
     Raises:
         InputError: the file is missing or not ONNX.
     """
-    import onnx
-
     if isinstance(model_or_path, (str, Path)):
-        path = Path(model_or_path)
-        if not path.is_file():
-            raise InputError(f"model {path} does not exist")
-        try:
-            model_or_path = onnx.load(str(path))
-        except Exception as exc:  # noqa: BLE001 - onnx raises several types for corrupt files
-            why = type(exc).__name__
-            raise InputError(f"model {path} is not a readable ONNX file ({why})") from None
+        from .runtime import load_onnx
+
+        model_or_path = load_onnx(model_or_path)
     m = _Model(model_or_path)
     findings = []
     for info in itertools.chain(m.model.graph.input, m.model.graph.output):

@@ -11,8 +11,6 @@ A checkpoint is a dict of tensors and plain data only (``torch.load(weights_only
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +41,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise InputError(f"checkpoint {path} does not exist")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - unpickling corrupt bytes raises many types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(
             f"checkpoint {path} is not a readable gradgroup checkpoint ({first})"
@@ -51,6 +49,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
         raise InputError(
             f"checkpoint {path} has no 'model'/'model_args'; was it written by gradgroup train?"
+        )
+    args = ckpt["model_args"]
+    if (
+        not isinstance(ckpt["model"], dict)
+        or not isinstance(args, dict)
+        or not isinstance(args.get("arch"), str)
+        or not isinstance(args.get("num_classes"), int)
+    ):
+        raise InputError(
+            f"checkpoint {path} has a malformed 'model'/'model_args' (need a state dict and "
+            "{'arch': str, 'num_classes': int, ...})"
         )
     return ckpt
 
