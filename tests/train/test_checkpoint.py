@@ -116,6 +116,9 @@ def test_init_refuses_half_decayed_and_unfitting_checkpoints(tmp_path):
     path, _ = _saved(tmp_path, "dg4-light", alpha=0.4)
     with pytest.raises(InputError, match="alpha=0.4, neither dense nor grouped"):
         init_from(create_model("dg4-light", form="gradual"), path)
-    torch.save({"model": {"x": torch.zeros(1)}, "model_args": {"arch": "?"}}, tmp_path / "x.pt")
+    torch.save(
+        {"model": {"x": torch.zeros(1)}, "model_args": {"arch": "?", "num_classes": 19}},
+        tmp_path / "x.pt",
+    )
     with pytest.raises(InputError, match="no tensor"):
         init_from(create_model("dg4-light", form="gradual"), tmp_path / "x.pt")
