@@ -8,8 +8,9 @@ so ``--help`` is instant and needs neither torch nor ONNX Runtime.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from gradgroup.deploy.fileio import to_json
 
 EXAMPLES = """examples:
   gradgroup calib dg4.onnx --out dg4.int8.onnx
@@ -172,7 +173,7 @@ def _run_tidl(args: argparse.Namespace, out: Path) -> int:
         deny_list=tuple(args.deny_list),
     )
     result = compile_tidl(args.model, out, cfg)
-    print(json.dumps(result.to_dict(), indent=2) if args.json else result.summary())
+    print(to_json(result.to_dict(), indent=2) if args.json else result.summary())
     return 0
 
 
@@ -207,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     )
     result = quantize(args.model, out, cfg)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(to_json(result.to_dict(), indent=2))
         return 0
     if result.accuracy:
         acc = result.accuracy

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import itertools
-import json
 import logging
 import os
 import platform
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gradgroup.deploy.errors import InputError, RunError
+from gradgroup.deploy.fileio import to_json
 from gradgroup.deploy.metadata import ModelMeta, read_meta, write_meta
 
 log = logging.getLogger(__name__)
@@ -447,7 +447,7 @@ def quantize(model_path: str | Path, out: str | Path, cfg: CalibConfig) -> Calib
         )
         result.seconds = round(time.perf_counter() - t0, 3)
         staged_json = work / "int8.json"
-        staged_json.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        staged_json.write_text(to_json(result.to_dict(), indent=2) + "\n")
         # Model and report appear together or not at all.
         os.replace(staged, out)
         os.replace(staged_json, json_path)

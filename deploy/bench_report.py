@@ -6,13 +6,12 @@ are what compare across machines.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from .bench import BenchConfig, BenchRow, SystemInfo
-from .fileio import write_text_atomic
+from .fileio import to_json, write_text_atomic
 from .table import format_markdown, format_table
 
 LATENCY_HEADER = (
@@ -144,4 +143,4 @@ def write_text(path: str | Path, text: str) -> Path:
 
 def write_json(path: str | Path, rows: list[BenchRow], info: SystemInfo, cfg: BenchConfig) -> Path:
     """Write :func:`report_dict` as JSON."""
-    return write_text(path, json.dumps(report_dict(rows, info, cfg), indent=2) + "\n")
+    return write_text(path, to_json(report_dict(rows, info, cfg), indent=2) + "\n")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .fileio import atomic_path
+from .fileio import atomic_path, to_json
 from .preprocess import Preprocess, normalize, to_layout
 
 
@@ -56,7 +56,7 @@ def save_calibset(path: str | Path, images: np.ndarray, names: list[str], spec: 
             f,
             images=images,
             names=np.asarray(names, dtype=str),
-            preprocess=np.asarray(json.dumps(asdict(spec))),
+            preprocess=np.asarray(to_json(asdict(spec))),
         )
     return path
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from .fileio import to_json
 
 EXAMPLES = """examples:
   gradgroup check dg4.onnx
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     counts = count_findings(findings)
     if args.json:
         print(
-            json.dumps(
+            to_json(
                 {"model": args.model, **counts, "findings": [f.to_dict() for f in findings]},
                 indent=2,
             )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
+
+from .fileio import to_json
 
 EXAMPLES = """keys (window): q/Esc quit, space pause, s snapshot
 examples:
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(to_json(result.to_dict(), indent=2))
     else:
         print(result.table())
         print(result.line())

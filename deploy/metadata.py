@@ -14,6 +14,7 @@ from typing import Any
 
 from .classes import CITYSCAPES, ClassTable
 from .errors import InputError
+from .fileio import to_json
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class ModelMeta:
             "precision": self.precision,
             **self.extra,
         }
-        return {PREFIX + k: json.dumps(v) for k, v in props.items()}
+        return {PREFIX + k: to_json(v) for k, v in props.items()}
 
     @classmethod
     def from_props(cls, props: dict[str, str]) -> ModelMeta | None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from gradgroup.deploy.fileio import to_json
 from gradgroup.deploy.preprocess import parse_size
 
 EXAMPLES = """examples:
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     )
     result = export_onnx(args.checkpoint, args.out, cfg)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(to_json(result.to_dict(), indent=2))
         return 0
     print(format_checks(result.checks))
     print(result.summary())

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import logging
 import time
 import warnings
@@ -25,7 +24,7 @@ import torch
 from gradgroup import __version__
 from gradgroup.deploy.calibset import save_calibset
 from gradgroup.deploy.errors import InputError, RunError
-from gradgroup.deploy.fileio import atomic_path, write_text_atomic
+from gradgroup.deploy.fileio import atomic_path, to_json, write_text_atomic
 from gradgroup.deploy.metadata import ModelMeta, write_meta
 from gradgroup.deploy.onnx_graph import grouped_conv_count
 from gradgroup.deploy.tidl_check import UNSUPPORTED, check_tidl, count_findings
@@ -341,7 +340,7 @@ def _write_outputs(
             result.seconds = time.perf_counter() - start
             written.append(
                 write_text_atomic(
-                    out.with_suffix(".export.json"), json.dumps(result.to_dict(), indent=2) + "\n"
+                    out.with_suffix(".export.json"), to_json(result.to_dict(), indent=2) + "\n"
                 )
             )
     except BaseException:

@@ -5,7 +5,7 @@ result into ``OUT/state.json`` as it finishes; re-running with the same ``--out`
 stages (when their artifacts are still there) and resumes an interrupted training from its
 checkpoint. Output layout::
 
-    OUT/train/<model>/{last.pt,best.pt,metrics.jsonl,config.json}
+    OUT/train/<model>/{last.pt,best.pt,metrics.jsonl,config.json,curves.png,plan.json}
     OUT/models/<model>.onnx, <model>.calib.npz, <model>.export.json, <model>.int8.onnx (+ .json)
     OUT/models/deploy/<model>[.int8].onnx      latency-only copies at the deployment size
     OUT/bench.json, bench.md, bench.png         side-by-side benchmark
@@ -28,7 +28,7 @@ from typing import Any
 from tqdm import tqdm
 
 from gradgroup.deploy.errors import InputError
-from gradgroup.deploy.fileio import write_text_atomic
+from gradgroup.deploy.fileio import to_json, write_text_atomic
 from gradgroup.deploy.preprocess import parse_size
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class _State:
 
     def finish(self, stage: str, result: dict[str, Any]) -> None:
         self.data["stages"][stage] = result
-        write_text_atomic(self.path, json.dumps(self.data, indent=2, default=str))
+        write_text_atomic(self.path, to_json(self.data, indent=2, default=str))
 
 
 class _Ticker:
@@ -175,7 +175,7 @@ def _config_key(cfg: PipelineConfig) -> dict[str, Any]:
     key = asdict(cfg)
     for volatile in ("out", "threads", "device"):
         key.pop(volatile)
-    return json.loads(json.dumps(key))
+    return json.loads(to_json(key))
 
 
 def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> PipelineResult:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gradgroup import __version__
-from gradgroup.deploy.fileio import write_text_atomic
+from gradgroup.deploy.fileio import to_json, write_text_atomic
 from gradgroup.deploy.table import format_markdown
 from gradgroup.stages import HELD_OUT
 
@@ -155,7 +155,7 @@ def build_report(cfg: PipelineConfig, out: Path, results: dict) -> dict[str, Any
     lines += ["## Artifacts", "", format_markdown(["what", "path"], list(artifacts.items())), ""]
     md_path, json_path = out / "report.md", out / "report.json"
     report = {
-        "config": json.loads(json.dumps(cfg.__dict__, default=list)),
+        "config": json.loads(to_json(cfg.__dict__, default=list)),
         "system": system,
         "training": runs,
         "models": rows,
@@ -164,7 +164,7 @@ def build_report(cfg: PipelineConfig, out: Path, results: dict) -> dict[str, Any
         "artifacts": artifacts,
     }
     write_text_atomic(md_path, "\n".join(lines) + "\n")
-    write_text_atomic(json_path, json.dumps(report, indent=2) + "\n")
+    write_text_atomic(json_path, to_json(report, indent=2) + "\n")
     return {
         "report_md": str(md_path),
         "report_json": str(json_path),

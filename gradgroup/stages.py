@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
+from gradgroup.deploy.fileio import to_json
+
 if TYPE_CHECKING:
     from gradgroup.pipeline import PipelineConfig
 
@@ -136,7 +138,7 @@ def _plan(folder: Path, arch: str, cfg: PipelineConfig, form: str) -> dict[str, 
     plan = {"step": step, "iters_per_epoch": math.ceil(iterations / EPOCHS)}
     from gradgroup.deploy.fileio import write_text_atomic
 
-    write_text_atomic(path, json.dumps(plan) + "\n")
+    write_text_atomic(path, to_json(plan) + "\n")
     return plan
 
 
@@ -231,7 +233,7 @@ def bench_models(cfg: PipelineConfig, out: Path, results: dict, progress: bool) 
         if acc.get("int8_miou") is not None:
             int8_name = Path(results["calib"]["models"][arch]["int8_onnx"]).name
             accuracy[int8_name] = acc["int8_miou"] / 100.0
-    acc_path = write_text(out / "accuracy.json", json.dumps(accuracy, indent=2))
+    acc_path = write_text(out / "accuracy.json", to_json(accuracy, indent=2))
     bcfg = BenchConfig(
         threads=cfg.threads, duration=cfg.bench_seconds, warmup=1.0, fps_target=cfg.fps_target,
         accuracy=str(acc_path), progress=progress,

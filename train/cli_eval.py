@@ -7,8 +7,8 @@ with ONNX Runtime and never imports torch.
 from __future__ import annotations
 
 import argparse
-import json
 
+from gradgroup.deploy.fileio import to_json
 from gradgroup.deploy.table import format_table
 
 EXAMPLES = """examples:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = EvalConfig(args.data, args.split, args.limit, args.device, args.progress)
     result = evaluate_path(args.model, cfg)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(to_json(result.to_dict(), indent=2))
         return 0
     rows = [[name, "-" if v is None else f"{100 * v:.2f}"] for name, v in result.iou.items()]
     print(format_table(["class", "IoU %"], rows))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from gradgroup.deploy.fileio import to_json
 from gradgroup.deploy.preprocess import parse_size
 from gradgroup.deploy.table import format_table
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size)
     rows = list_models(args.arch, size, args.classes)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(to_json(rows, indent=2))
         return 0
     base = rows[0]["macs"]
     table = [

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from gradgroup.deploy.errors import InputError
+from gradgroup.deploy.fileio import to_json
 from gradgroup.deploy.preprocess import parse_size
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", 0)):  # under torchrun, rank 0 reports
         return 130 if result.status == "interrupted" else 0
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(to_json(result.to_dict(), indent=2))
         return 130 if result.status == "interrupted" else 0
     best = f", best mIoU {result.best_miou:.4f}" if result.best_miou is not None else ""
     state = {"done": "done", "budget": "stopped at the time budget", "interrupted": "interrupted"}

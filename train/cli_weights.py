@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from gradgroup.deploy.fileio import to_json
 from gradgroup.deploy.table import format_table
 
 EXAMPLES = """examples:
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         rows = [{**e.to_dict(), **({"measured_miou": measured[e.name]} if measured else {})}
                 for e in entries]  # fmt: skip
-        print(json.dumps(rows, indent=2))
+        print(to_json(rows, indent=2))
         return 0
     header = ["file", "arch", "mIoU %", "MB", "iterations", "train min", "sha256"]
     if measured:

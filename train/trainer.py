@@ -20,7 +20,6 @@ Output folder: ``config.json``, ``metrics.jsonl`` (one line per epoch), ``last.p
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -36,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Subset
 
 from gradgroup.deploy.errors import InputError
+from gradgroup.deploy.fileio import to_json
 from gradgroup.deploy.preprocess import Preprocess
 
 from .checkpoint import rng_states, set_rng_states
@@ -428,7 +428,7 @@ class _Run:
         if not info.main:
             return
         with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(to_json(row) + "\n")
         self.checkpoint()
         if improved:
             self.checkpoint("best.pt")
@@ -487,7 +487,7 @@ class _Run:
         data = {**self.cfg.to_dict(), "precision": self.precision(),
                 "plan": asdict(self.plan), "world_size": self.info.world,
                 "classes": self.classes.to_dict(), "preprocess": asdict(self.spec)}  # fmt: skip
-        (self.out / "config.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+        (self.out / "config.json").write_text(to_json(data, indent=2, default=str) + "\n")
 
     def _result(self, status: str, seconds: float) -> TrainResult:
         hist = self.state.history
@@ -518,7 +518,7 @@ def _write_curves(out: Path, history: list[dict], title: str) -> None:
 
 def _rewrite_metrics(path: Path, history: list[dict]) -> None:
     """metrics.jsonl as of the checkpoint: lines past it (a crashed epoch) are dropped."""
-    path.write_text("".join(json.dumps(row) + "\n" for row in history))
+    path.write_text("".join(to_json(row) + "\n" for row in history))
 
 
 class _Stopped(Exception):

@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from gradgroup.deploy.errors import InputError
-from gradgroup.deploy.fileio import write_text_atomic
+from gradgroup.deploy.fileio import to_json, write_text_atomic
 
 MANIFEST = "manifest.json"
 EVAL_IMAGES = 50  # held-out validation scenes each file is scored on
@@ -117,7 +117,7 @@ def pack(
         machine=machine,
     )  # fmt: skip
     entries = [e for e in manifest(folder) if e.name != name] + [entry]
-    text = json.dumps({"files": [e.to_dict() for e in entries]}, indent=2) + "\n"
+    text = to_json({"files": [e.to_dict() for e in entries]}, indent=2) + "\n"
     write_text_atomic(folder / MANIFEST, text)
     return entry
 

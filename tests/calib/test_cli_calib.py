@@ -49,7 +49,7 @@ def test_cli_json(model_dir, tmp_path, capsys):
             "-q",
         ]
     )
-    result = json.loads(capsys.readouterr().out)
+    result = json.loads(capsys.readouterr().out, parse_constant=_not_json)  # strict JSON
     assert code == 0 and result["path"] == str(out) and result["accuracy"] is None
     assert (
         result["settings"]["activation_type"] == "s8" and result["settings"]["per_channel"] is False
@@ -111,3 +111,7 @@ def test_quantize_runs_without_torch_or_sympy(model_dir, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert float(proc.stdout.strip().splitlines()[-1]) > 50.0 and out.is_file()
+
+
+def _not_json(token):
+    raise ValueError(f"{token} is not JSON (JavaScript's JSON.parse rejects it)")

@@ -131,3 +131,14 @@ def test_atomic_path_renames_on_success_and_cleans_up_on_failure(tmp_path):
     assert target.read_text() == "old"
     assert [p.name for p in target.parent.iterdir()] == ["a.json"]
     assert oct(target.stat().st_mode & 0o777) == "0o644"
+
+
+def test_json_the_project_writes_is_strict():
+    import json
+    import math
+
+    from gradgroup.deploy.fileio import to_json
+
+    text = to_json({"sqnr": {"conv": math.inf, "relu": 31.5}, "loss": [math.nan, 1.0]})
+    assert json.loads(text) == {"sqnr": {"conv": None, "relu": 31.5}, "loss": [None, 1.0]}
+    assert "Infinity" not in text and "NaN" not in text
