@@ -68,6 +68,20 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
+MAX_MODEL_PIXELS = 4096 * 4096  # beyond this a single activation tensor is gigabytes
+
+
+def check_model_size(size: tuple[int, int], flag: str = "--size") -> tuple[int, int]:
+    """A model input size the zoo can run: each side a multiple of 8 (ERFNet downsamples 8x and
+    concatenates at every step) and at most MAX_MODEL_PIXELS pixels; returns ``size``."""
+    h, w = size
+    if h <= 0 or w <= 0 or h % 8 or w % 8:
+        raise InputError(f"{flag} {h}x{w}: both sides must be positive multiples of 8")
+    if h * w > MAX_MODEL_PIXELS:
+        raise InputError(f"{flag} {h}x{w} is larger than 4096x4096 pixels; pick a camera size")
+    return size
+
+
 def check_frame(frame: np.ndarray) -> None:
     """Raise InputError unless ``frame`` is a non-empty (H, W, 3) uint8 image."""
     if not isinstance(frame, np.ndarray):

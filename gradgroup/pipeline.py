@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from gradgroup.deploy.errors import InputError
 from gradgroup.deploy.fileio import to_json, write_text_atomic
-from gradgroup.deploy.preprocess import parse_size
+from gradgroup.deploy.preprocess import check_model_size, parse_size
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,8 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if self.budget_min <= 0:
             raise InputError(f"--budget-min {self.budget_min} must be positive")
-        if self.size[0] % 8 or self.size[1] % 8:
-            raise InputError(f"--size {self.size[0]}x{self.size[1]} must be divisible by 8")
+        check_model_size(self.size, "--size")
+        check_model_size(self.deploy_size, "--deploy-size")
         for flag, value in (("--init", self.init), ("--baseline-init", self.baseline_init)):
             if value not in ("shipped", "none") and not Path(value).expanduser().is_file():
                 raise InputError(f"{flag} {value}: no such checkpoint (or use shipped / none)")

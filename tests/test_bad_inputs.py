@@ -54,6 +54,10 @@ CASES = {
         "--epochs",
         "2",
     ],  # fmt: skip
+    "models at a size the zoo cannot run": ["models", "--size", "13x17"],
+    "models at a size that cannot fit in memory": ["models", "--size", "100000x100000"],
+    "pipeline with an odd deployment size": ["pipeline", "--deploy-size", "100x77",
+                                             "--out", "{d}/pp"],  # fmt: skip
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from gradgroup.deploy.fileio import to_json
-from gradgroup.deploy.preprocess import parse_size
+from gradgroup.deploy.preprocess import check_model_size, parse_size
 from gradgroup.deploy.table import format_table
 
 from .flops import count_model
@@ -38,7 +38,7 @@ def list_models(names: list[str], size: tuple[int, int], num_classes: int = 19) 
 
 
 def run(args: argparse.Namespace) -> int:
-    size = parse_size(args.size)
+    size = check_model_size(parse_size(args.size))
     rows = list_models(args.arch, size, args.classes)
     if args.json:
         print(to_json(rows, indent=2))
