@@ -52,8 +52,8 @@ class PipelineConfig:
         init: where the efficient model starts: ``shipped`` (the project's scene-pretrained
             dense start, on synthetic data only), ``none`` (from scratch) or a checkpoint path.
         baseline_init: the same for the baseline (``shipped``: fine-tuned from its weights).
-        lr: Adam learning rate; None: 2e-3 from scratch (budget runs are short), ERFNet's 5e-4
-            from a trained start.
+        lr: Adam learning rate; None: 2e-3 from scratch (budget runs are short), 1e-3 from a
+            trained start.
         max_drop: mIoU points the int8 models may lose before layers stay in float.
         bench_seconds: timed seconds per model in the benchmark.
         demo_frames: frames of the synthetic drive rendered to the demo video.
@@ -258,7 +258,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--lr",
         type=float,
         default=d.lr,
-        help="Adam learning rate (default: 2e-3 from scratch, 5e-4 from a start)",
+        help="Adam learning rate (default: 2e-3 from scratch, 1e-3 from a start)",
     )
     parser.add_argument("--max-drop", type=float, default=d.max_drop, help="int8 mIoU budget")
     parser.add_argument("--bench-seconds", type=float, default=d.bench_seconds)
