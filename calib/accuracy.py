@@ -156,6 +156,7 @@ def tensor_sqnr(
     ``qdq_sqnr`` compares a tensor just before its QuantizeLinear with just after its
     DequantizeLinear (the error this tensor's quantization adds by itself); ``model_sqnr``
     compares the int8 model's tensor with the fp32 model's (error accumulated up to here).
+    A tensor its QDQ pair reproduces exactly has infinite SQNR (``null`` in the JSON report).
     """
     import onnx
     from onnxruntime.quantization.qdq_loss_debug import (

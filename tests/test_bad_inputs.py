@@ -56,8 +56,13 @@ CASES = {
     ],  # fmt: skip
     "models at a size the zoo cannot run": ["models", "--size", "13x17"],
     "models at a size that cannot fit in memory": ["models", "--size", "100000x100000"],
-    "pipeline with an odd deployment size": ["pipeline", "--deploy-size", "100x77",
-                                             "--out", "{d}/pp"],  # fmt: skip
+    "pipeline with an odd deployment size": [
+        "pipeline",
+        "--deploy-size",
+        "100x77",
+        "--out",
+        "{d}/pp",
+    ],
 }
 
 

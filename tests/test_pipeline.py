@@ -104,7 +104,7 @@ def test_other_settings_in_the_same_folder_are_refused(pipeline_run):
 
 def test_cli_rejects_bad_settings(capsys, tmp_path):
     assert main(["pipeline", "--out", str(tmp_path), "--size", "30x60"]) == 2
-    assert "divisible by 8" in capsys.readouterr().err
+    assert "multiples of 8" in capsys.readouterr().err
     assert main(["pipeline", "--out", str(tmp_path), "--arch", "erfnet"]) == 2
 
 
