@@ -49,16 +49,21 @@ class AccuracyReport:
         return {**{k: round(v, 4) for k, v in asdict(self).items()}, "drop": round(self.drop, 4)}
 
 
-def load_eval_frames(spec: str, meta: ModelMeta, frames: int) -> tuple[list, str]:
-    """Labelled frames at the model's size: (rgb, labels) pairs and a description of the source."""
+def load_eval_frames(spec: str, meta: ModelMeta, frames: int, model: str) -> tuple[list, str]:
+    """Labelled frames at the model's size: (rgb, labels) pairs and a description of the source.
+
+    Raises:
+        InputError: unreadable data, no frames, or another class table than ``model``'s.
+    """
     try:
-        from gradgroup.deploy.datasets import open_dataset
+        from gradgroup.deploy.datasets import check_classes, open_dataset
     except ImportError as exc:
         raise MissingDependencyError(f"evaluation datasets are unavailable ({exc})") from None
     if frames < 1:
         raise InputError(f"--eval-frames {frames} must be >= 1")
     size = meta.preprocess.size
     dataset = open_dataset(spec, split="val", size=size, length=frames)
+    check_classes(dataset, meta.classes, spec, model)
     pairs = []
     for i in range(min(frames, len(dataset))):
         sample = dataset[i]
@@ -75,15 +80,15 @@ class Evaluator:
     Args:
         fp32_path: the fp32 ONNX model (evaluated once, class maps cached).
         meta: model metadata (classes, preprocessing).
-        eval_data: dataset spec for ``open_dataset``.
-        frames: number of frames.
+        pairs: labelled frames at the model's size (:func:`load_eval_frames`).
+        source: their description.
     """
 
-    def __init__(self, fp32_path: str | Path, meta: ModelMeta, eval_data: str, frames: int) -> None:
+    def __init__(self, fp32_path: str | Path, meta: ModelMeta, pairs: list, source: str) -> None:
         from gradgroup.deploy.runtime import Segmenter
 
         self.meta = meta
-        self.pairs, self.source = load_eval_frames(eval_data, meta, frames)
+        self.pairs, self.source = pairs, source
         self.frames = len(self.pairs)
         self.num_classes = len(meta.classes.names)
         fp32 = Segmenter(fp32_path)

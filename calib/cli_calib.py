@@ -20,19 +20,8 @@ EXAMPLES = """examples:
 """
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in the help (unless the text already says), examples kept as written."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
-        if "default" in text or action.default is None:
-            return text
-        return super()._get_help_string(action)
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
-    parser.formatter_class = _Formatter
     parser.add_argument(
         "model", help="fp32 ONNX model from gradgroup export (a QDQ model for TIDL)"
     )

@@ -1,6 +1,7 @@
 """Before quantizing: refuse what cannot be quantized, and rewrite the float graph for ORT.
 
-``load_float_model`` checks the file (readable, valid, not already quantized); ``prepare`` folds
+``load_float_model`` checks the file (readable, valid, a segmenter, not already quantized),
+``check_selection`` the ``--op-types`` and ``--exclude`` choices; ``prepare`` folds
 BatchNormalization ONNX Runtime cannot fold, runs ORT's ``quant_pre_process`` and turns what BN
 is left into a quantizable 1x1 depthwise Conv, so the int8 graph has no float islands ORT must
 leave between integer kernels.
@@ -8,18 +9,21 @@ leave between integer kernels.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 from gradgroup.deploy.errors import InputError, RunError
-from gradgroup.deploy.runtime import load_onnx
+from gradgroup.deploy.runtime import check_segmenter, load_onnx
 
 log = logging.getLogger(__name__)
 
 
 def load_float_model(model_path: str | Path):
-    """Load an fp32 ONNX model; InputError if missing, corrupt, invalid or already quantized."""
+    """Load an fp32 ONNX segmenter; InputError if missing, corrupt, invalid, not a segmenter
+    or already quantized."""
     import onnx
 
     model = load_onnx(model_path)
@@ -39,7 +43,50 @@ def load_float_model(model_path: str | Path):
             f"model {model_path} is already quantized ({ops}); "
             "pass the fp32 model from gradgroup export"
         )
+    check_segmenter(model, model_path)
     return model
+
+
+def quantizable_ops() -> set[str]:
+    """Op types ONNX Runtime's quantizer knows (what ``quantize_static`` quantizes by default)."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    return set(QDQRegistry) | set(QLinearOpsRegistry)
+
+
+def check_selection(
+    graphs: Iterable, op_types: Iterable[str] | None, exclude: Iterable[str]
+) -> None:
+    """Refuse ``--op-types`` the model lacks or ORT cannot quantize, and unknown ``--exclude``.
+
+    ``graphs`` are the model before and after :func:`prepare`: a node name from either is accepted
+    (the report names nodes of the prepared graph).
+    """
+    nodes = [n for g in graphs for n in g.node]
+    present, quantizable = {n.op_type for n in nodes}, quantizable_ops()
+    for op in op_types or ():
+        if op not in quantizable:
+            hint = _close(op, quantizable)
+            raise InputError(f"--op-types {op}: ONNX Runtime does not quantize {op!r} ops{hint}")
+        if op not in present:
+            has = ", ".join(sorted(present & quantizable))
+            raise InputError(
+                f"--op-types {op}: the model has no {op} node (its quantizable ops: {has})"
+            )
+    names = {n.name for n in nodes}
+    unknown = [n for n in exclude if n not in names]
+    if unknown:
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        raise InputError(
+            f"--exclude {unknown[0]}{more}: no node of that name in the model"
+            + _close(unknown[0], names)
+        )
+
+
+def _close(name: str, choices: Iterable[str]) -> str:
+    """'; did you mean ...?' with up to three close matches, or nothing."""
+    close = difflib.get_close_matches(name, list(choices), n=3)
+    return f"; did you mean {', '.join(close)}?" if close else ""
 
 
 def prepare(model, workdir: Path, ort_rewrites: bool = False) -> Path:

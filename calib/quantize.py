@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gradgroup.deploy.errors import InputError, RunError
-from gradgroup.deploy.fileio import to_json
+from gradgroup.deploy.fileio import check_writable, to_json
 from gradgroup.deploy.metadata import ModelMeta, read_meta, write_meta
 
 log = logging.getLogger(__name__)
@@ -343,51 +343,56 @@ def quantize(model_path: str | Path, out: str | Path, cfg: CalibConfig) -> Calib
     from . import accuracy
     from .graph import op_census, ort_runtime_ops
     from .ort_rewrites import input_prologue
-    from .prepare import load_float_model, prepare
+    from .prepare import check_selection, load_float_model, prepare
     from .reader import CalibSetReader, resolve_calibset
 
     t0 = time.perf_counter()
     model_path, out = Path(model_path), Path(out)
     if out.resolve() == model_path.resolve():
         raise InputError(f"--out {out} would overwrite the fp32 model; choose another name")
+    for path in (out, out.with_suffix(".json")):
+        check_writable(path, "--out")  # before calibration and evaluation, not after
     model = load_float_model(model_path)
     meta = read_meta(model)
-    calib, source = resolve_calibset(model_path, meta, cfg.set_path)
     settings = cfg.effective()
     input_name = model.graph.input[0].name
-    reader = CalibSetReader(calib, input_name, meta.input_dtype, cfg.calib_frames)
-    log.info(
-        "quantizing %s: %s calibration on %d frames from %s, %s activations / %s weights%s%s",
-        model_path.name,
-        settings["method"],
-        len(reader),
-        source,
-        settings["activation_type"],
-        settings["weight_type"],
-        ", per-channel" if settings["per_channel"] else "",
-        ", power-of-two scales" if settings["power_of_2"] else "",
-    )
+    # Evaluation frames are read first: bad --eval-data, or data of another class table, fails
+    # before any calibration work.
+    frames = None
+    if cfg.evaluate:
+        frames = accuracy.load_eval_frames(cfg.eval_data, meta, cfg.eval_frames, model_path.name)
+    before = onnx.GraphProto(node=model.graph.node)  # node names and types prepare may rewrite
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".calib-", dir=out.parent))
     try:
         prepared = prepare(model, work, settings["ort_rewrites"])
-        cache, staged = work / "ranges.json", work / "int8.onnx"
+        prepped = onnx.load(str(prepared))
         exclude = tuple(cfg.nodes_to_exclude)
+        check_selection([before, prepped.graph], cfg.op_types, exclude)
+        calib, source = resolve_calibset(model_path, meta, cfg.set_path)
+        reader = CalibSetReader(calib, input_name, meta.input_dtype, cfg.calib_frames)
+        log.info(
+            "quantizing %s: %s calibration on %d frames from %s, %s activations / %s weights%s%s",
+            model_path.name,
+            settings["method"],
+            len(reader),
+            source,
+            settings["activation_type"],
+            settings["weight_type"],
+            ", per-channel" if settings["per_channel"] else "",
+            ", power-of-two scales" if settings["power_of_2"] else "",
+        )
+        cache, staged = work / "ranges.json", work / "int8.onnx"
 
         # With ORT's rewrites the input normalization (uint8-input models) stays in float.
-        prologue = (
-            tuple(input_prologue(onnx.load(str(prepared)))) if settings["ort_rewrites"] else ()
-        )
+        prologue = tuple(input_prologue(prepped)) if settings["ort_rewrites"] else ()
 
         def make(nodes: tuple[str, ...]) -> Path:
             quantize_qdq(prepared, staged, settings, reader, cache, prologue + nodes)
             _finish(staged, meta, {})  # metadata first: the evaluator's Segmenter reads it
             return staged
 
-        # Evaluation data is opened (and fp32 evaluated) first: a bad --eval-data fails fast.
-        bench = None
-        if cfg.evaluate:
-            bench = accuracy.Evaluator(model_path, meta, cfg.eval_data, cfg.eval_frames)
+        bench = None if frames is None else accuracy.Evaluator(model_path, meta, *frames)
         tq = time.perf_counter()
         calibrate_ranges(prepared, settings, reader, cache, work)
         make(exclude)

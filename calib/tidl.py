@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gradgroup.deploy.errors import GradgroupError, InputError, MissingDependencyError, RunError
+from gradgroup.deploy.fileio import check_writable
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ def compile_tidl(model_path: str | Path, artifacts: str | Path, cfg: TidlConfig)
     import onnxruntime as ort
 
     from gradgroup.deploy.metadata import read_meta
-    from gradgroup.deploy.runtime import load_onnx
+    from gradgroup.deploy.runtime import check_segmenter, load_onnx
 
     from .graph import quantized_ops
     from .reader import CalibSetReader, resolve_calibset
@@ -186,7 +187,9 @@ def compile_tidl(model_path: str | Path, artifacts: str | Path, cfg: TidlConfig)
     model_path, artifacts = Path(model_path), Path(artifacts)
     if artifacts.exists() and not artifacts.is_dir():
         raise InputError(f"artifacts path {artifacts} is a file; give a folder")
+    check_writable(artifacts, "--out", folder=True)
     model = load_onnx(model_path)
+    check_segmenter(model, model_path)
     meta = read_meta(model)
     prequantized = bool(quantized_ops(model))
     calib, source = resolve_calibset(model_path, meta, cfg.set_path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ class BenchConfig:
     """How to benchmark (the CLI maps its flags 1:1 onto these).
 
     Attributes:
-        threads: ORT intra-op threads.
+        threads: ORT intra-op threads (0: ORT's default; more than the CPUs: capped, warned).
         provider: "cpu" or "tidl".
         artifacts: TIDL artifacts folder (with several models: one sub-folder per model stem).
         runs: timed frames per model; None: run for ``duration`` seconds.
@@ -82,6 +83,11 @@ class BenchConfig:
             raise InputError(f"fps target {self.fps_target} must be positive")
         if self.threads < 0:
             raise InputError(f"threads={self.threads} must be 0 (ORT default) or more")
+        cpus = os.cpu_count() or 1
+        if self.threads > cpus:  # oversubscribed ORT threads run ~1000x slower, not faster
+            log.warning("--threads %d is more than the %d CPUs here; using %d", self.threads,
+                        cpus, cpus)  # fmt: skip
+            object.__setattr__(self, "threads", cpus)  # frozen: capped once, at construction
         if self.num_frames < 1:
             raise InputError(f"num_frames={self.num_frames} must be at least 1")
 

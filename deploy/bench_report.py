@@ -141,6 +141,8 @@ def write_text(path: str | Path, text: str) -> Path:
     return write_text_atomic(path, text)
 
 
-def write_json(path: str | Path, rows: list[BenchRow], info: SystemInfo, cfg: BenchConfig) -> Path:
-    """Write :func:`report_dict` as JSON."""
-    return write_text(path, to_json(report_dict(rows, info, cfg), indent=2) + "\n")
+def write_json(path: str | Path, rows: list[BenchRow], info: SystemInfo, cfg: BenchConfig,
+               extra: dict[str, Any] | None = None) -> Path:  # fmt: skip
+    """Write :func:`report_dict` (plus ``extra`` top-level keys, e.g. estimates) as JSON."""
+    return write_text(path, to_json({**report_dict(rows, info, cfg), **(extra or {})}, indent=2)
+                      + "\n")  # fmt: skip

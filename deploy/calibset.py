@@ -64,6 +64,11 @@ def save_calibset(path: str | Path, images: np.ndarray, names: list[str], spec: 
 def load_calibset(path: str | Path) -> CalibSet:
     """Read a calibration set written by :func:`save_calibset`."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(
+            f"calibration set {path} is a folder; give the .npz file gradgroup export writes "
+            "beside the model (<model>.calib.npz)"
+        )
     if not path.is_file():
         raise InputError(f"calibration set {path} does not exist")
     try:

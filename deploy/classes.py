@@ -110,6 +110,15 @@ def cityscapes_label_lut() -> np.ndarray:
     return lut
 
 
+def cityscapes_train_to_label_lut() -> np.ndarray:
+    """(256,) uint8 table mapping trainIds to Cityscapes labelIds; the inverse of
+    :func:`cityscapes_label_lut`, everything else (ignore) to 0, Cityscapes' "unlabeled"."""
+    lut = np.zeros(256, np.uint8)
+    for train_id, (_, label_id, _) in enumerate(_CITYSCAPES):
+        lut[train_id] = label_id
+    return lut
+
+
 def colorize(class_map: np.ndarray, table: ClassTable = CITYSCAPES) -> np.ndarray:
     """Map an (H, W) class-id array to an (H, W, 3) uint8 RGB image."""
     ids = class_map.astype(np.uint8, copy=False)

@@ -15,13 +15,15 @@ EXAMPLES = """examples:
   gradgroup bench erfnet.onnx dg4.onnx dg4.int8.onnx --runs 200 --json bench.json
   gradgroup bench dg4.int8.onnx --calib dg4.calib.npz --frame-size 1024x2048 --plot bench.png
   gradgroup bench dg4.onnx --provider tidl --artifacts artifacts/dg4   # on the board
+  gradgroup bench erfnet.onnx dg4.onnx --estimate tda4vm        # offline TDA4VM estimate, no timing
+  gradgroup bench dg4.onnx --estimate all --tensor-bits 16 --json est.json   # every SoC, 16-bit
+  gradgroup bench dg4.onnx --provider tidl --artifacts art/dg4 --estimate tda4vm  # side by side
 """
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the bench flags."""
     parser.epilog = EXAMPLES
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
         "models",
         nargs="+",
@@ -90,6 +92,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="ORT threads busy-wait between kernels (default: ORT's; --no-spinning helps on "
         "shared machines)",
     )
+    parser.add_argument(
+        "--estimate",
+        metavar="SOC",
+        help="offline TIDL latency estimate on tda4vm|am68a|am69a|am62a (comma-separated, or "
+        "all); alone it times nothing, with --provider tidl it sits beside the measurement",
+    )
+    parser.add_argument(
+        "--tensor-bits", type=int, default=8, help="TIDL tensor_bits of the estimate: 8 or 16"
+    )
     parser.add_argument("--json", metavar="FILE", help="write the full report (with samples)")
     parser.add_argument("--markdown", metavar="FILE", help="write the tables as markdown")
     parser.add_argument("--plot", metavar="FILE", help="write a PNG chart (needs matplotlib)")
@@ -100,12 +111,23 @@ def run(args: argparse.Namespace) -> int:
     """Benchmark, print the tables, write the requested files (a missed budget is a result: 0)."""
     from .bench import BenchConfig, benchmark, system_info
     from .bench_report import format_markdown_report, format_report, write_json, write_text
+    from .fileio import check_writable
     from .preprocess import parse_size
 
+    socs = []
+    if args.estimate:
+        from .estimate_report import parse_socs
+
+        socs = parse_socs(args.estimate)  # an unknown SoC fails before anything runs
+        if args.provider != "tidl":
+            return _estimate_only(args, socs)
     if args.plot:
         from .plots import require_matplotlib
 
         require_matplotlib()  # fail before minutes of benchmarking, not after
+    for flag, path in (("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)):
+        if path:
+            check_writable(path, flag)
     cfg = BenchConfig(
         threads=args.threads, provider=args.provider, artifacts=args.artifacts, runs=args.runs,
         duration=args.duration, warmup=args.warmup, fps_target=args.fps_target, calib=args.calib,
@@ -118,9 +140,16 @@ def run(args: argparse.Namespace) -> int:
     rows = benchmark(args.models, cfg)
     info = system_info(cfg)
     print(format_report(rows, info))
+    extra = {}
+    if socs:
+        from .estimate_report import estimate_models, side_by_side
+
+        estimates = estimate_models(args.models, socs, args.tensor_bits)
+        print("\n" + side_by_side(estimates, {r.model: r for r in rows}))
+        extra["estimates"] = [e.to_dict() for e in estimates]
     saved = []
     if args.json:
-        saved.append(str(write_json(args.json, rows, info, cfg)))
+        saved.append(str(write_json(args.json, rows, info, cfg, extra)))
     if args.markdown:
         saved.append(str(write_text(args.markdown, format_markdown_report(rows, info) + "\n")))
     if args.plot:
@@ -133,6 +162,38 @@ def run(args: argparse.Namespace) -> int:
         f"bench done: {len(rows)} model(s), {passed} within {cfg.budget_ms:.1f} ms at p99, "
         f"fastest {fastest.name} ({fastest.frame.p50:.1f} ms/frame p50)"
         + (f", saved {', '.join(saved)}" if saved else "")
+    )
+    return 0
+
+
+def _estimate_only(args: argparse.Namespace, socs: list[str]) -> int:
+    """``--estimate`` without a board: print (and save) the estimate, time nothing."""
+    from .errors import InputError
+    from .estimate import FIT_ERROR
+    from .estimate_report import estimate_models, format_estimates
+    from .fileio import check_writable, to_json, write_text_atomic
+
+    if args.plot:
+        raise InputError("--plot charts measurements; --estimate alone measures nothing "
+                         "(drop --plot, or add --provider tidl on a board)")  # fmt: skip
+    for flag, path in (("--json", args.json), ("--markdown", args.markdown)):
+        if path:
+            check_writable(path, flag)
+    rows = estimate_models(args.models, socs, args.tensor_bits)
+    print(format_estimates(rows, args.fps_target))
+    saved = []
+    if args.json:
+        report = {"label": "estimate", "fps_target": args.fps_target, "tensor_bits":
+                  args.tensor_bits, "fit_error_pct": FIT_ERROR,
+                  "estimates": [r.to_dict() for r in rows]}  # fmt: skip
+        saved.append(str(write_text_atomic(args.json, to_json(report, indent=2) + "\n")))
+    if args.markdown:
+        text = format_estimates(rows, args.fps_target, markdown=True) + "\n"
+        saved.append(str(write_text_atomic(args.markdown, text)))
+    meets = sum(r.estimate.meets(args.fps_target) == "yes" for r in rows)
+    print(
+        f"estimate done: {len(rows)} model x SoC, {meets} within {1000 / args.fps_target:.1f} ms "
+        "even at the top of the error band" + (f", saved {', '.join(saved)}" if saved else "")
     )
     return 0
 

@@ -16,7 +16,6 @@ exit code 0: no unsupported node (unverified ones are listed); 1: unsupported no
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("model", help="ONNX model to check")
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
 

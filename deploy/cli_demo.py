@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 
 from .fileio import to_json
 
@@ -18,7 +17,6 @@ examples:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("model", help="ONNX model exported by gradgroup")
     parser.add_argument(
         "--source",
@@ -52,10 +50,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def run(args: argparse.Namespace) -> int:
     from .demo import DemoConfig, run_demo
     from .preprocess import parse_size
@@ -75,12 +69,8 @@ def run(args: argparse.Namespace) -> int:
         legend=not args.no_legend,
         progress=not args.json,
     )
-    # A service manager stops with SIGTERM: take the Ctrl-C path so the video is finished too.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        result = run_demo(args.model, args.source, cfg)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # SIGTERM takes the Ctrl-C path (gradgroup.cli), so the video is finished then too.
+    result = run_demo(args.model, args.source, cfg)
     if args.json:
         print(to_json(result.to_dict(), indent=2))
     else:

@@ -213,6 +213,15 @@ class FolderDataset:
         return Sample(rgb, labels, image_path.stem)
 
 
+def check_classes(data: LabelledDataset, classes: ClassTable, spec: str, model: str) -> None:
+    """Refuse evaluating ``model`` (predicting ``classes``) on data with another class table."""
+    if data.classes.num_classes != classes.num_classes:
+        raise InputError(
+            f"{spec} has {data.classes.num_classes} classes but {model} predicts "
+            f"{classes.num_classes}; evaluate on data with the model's class table"
+        )
+
+
 def open_dataset(
     spec: str,
     split: str = "train",

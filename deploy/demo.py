@@ -20,6 +20,7 @@ import numpy as np
 
 from .capture import FrameFeed
 from .errors import InputError
+from .fileio import check_writable
 from .table import format_table
 from .view import (
     FOURCC,
@@ -145,6 +146,8 @@ def _check_config(cfg: DemoConfig) -> None:
         raise InputError(f"max frames {cfg.max_frames} must be at least 1")
     if cfg.out and Path(cfg.out).suffix.lower() not in FOURCC:
         raise InputError(f"output {cfg.out} must end in one of {', '.join(FOURCC)}")
+    if cfg.out:
+        check_writable(cfg.out, "--out")
 
 
 def _open_segmenter(model_path: str | Path, cfg: DemoConfig):

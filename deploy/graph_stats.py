@@ -10,6 +10,9 @@ MatMul plus the scale and shift of BatchNormalization nodes the exporter could n
 (running statistics are buffers, not parameters). A BN folded into the conv before it is gone
 from the graph, so the count is 2 x C lower than PyTorch's for each folded BN. In QDQ int8
 graphs a weight is counted once, as the quantized initializer behind its ``DequantizeLinear``.
+
+:func:`layer_table` lists the same graph node by node (:class:`Layer`: kind, MACs, channels,
+kernel, element counts) for per-layer latency models such as :mod:`gradgroup.deploy.estimate`.
 """
 
 from __future__ import annotations
@@ -48,6 +51,40 @@ class TensorUse:
     nbytes: int
     kind: str  # "weight" | "activation" | "input" | "output"
     live_bytes: int = 0  # intermediate bytes live while this tensor is produced
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One node of the graph as a per-layer latency model sees it.
+
+    Counts are elements, not bytes: the bit width is the target's (TIDL compiles a float graph to
+    8 or 16 bits). For a ``ConvTranspose`` of stride s, ``kernel`` is the kernel of each of its
+    s x s phases (k / s) and ``out_pixels`` counts output pixels, so that MACs = out_pixels x
+    (cin / groups) x kh x kw x (cout / groups) x groups holds for every conv kind.
+
+    Attributes:
+        name: node name (``OP_index`` when unnamed, as :func:`check_tidl` names it).
+        op: ONNX op type.
+        kind: dense / grouped / depthwise / transposed / matmul for weight ops, else "other".
+        macs: multiply-accumulates (0 for "other").
+        groups, cin, cout, kernel: conv geometry (MatMul / Gemm: 1, K, N, (1, 1)).
+        out_pixels: output positions (N x H x W; MatMul: rows).
+        in_elems, out_elems: activation elements read and written (constants excluded).
+        weight_elems: parameter elements of the node.
+    """
+
+    name: str
+    op: str
+    kind: str
+    macs: int = 0
+    groups: int = 1
+    cin: int = 0
+    cout: int = 0
+    kernel: tuple[int, int] = (1, 1)
+    out_pixels: int = 0
+    in_elems: int = 0
+    out_elems: int = 0
+    weight_elems: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,6 +164,88 @@ def graph_stats(model: str | Path | Any, input_size: tuple[int, int] | None = No
         peak_intermediate_bytes=peak_inner,
         tensors=tensors,
     )
+
+
+def layer_table(model: str | Path | Any, input_size: tuple[int, int] | None = None) -> list[Layer]:
+    """Every compute node of an ONNX model, in graph order, as a :class:`Layer`.
+
+    Nodes fed only by constants (a weight's DequantizeLinear, shape arithmetic) are left out:
+    a runtime folds them.
+
+    Args:
+        model: path of an ONNX file or an ``onnx.ModelProto``.
+        input_size: (H, W) to use where the graph input has symbolic spatial dims.
+
+    Raises:
+        InputError: unreadable file, or shapes that cannot be inferred.
+    """
+    import onnx
+
+    if isinstance(model, (str, Path)):
+        model = load_onnx(model)
+    model = _fix_input_shape(model, input_size)
+    try:
+        graph = onnx.shape_inference.infer_shapes(model, strict_mode=False).graph
+    except Exception as exc:  # onnx raises InferenceError / ValidationError
+        raise InputError(
+            f"cannot infer the ONNX graph's shapes ({str(exc).splitlines()[0]})"
+        ) from None
+    consts = _constants(graph)
+    shapes = _shapes(graph, consts)
+    producer = {out: node for node in graph.node for out in node.output}
+    folded = set(consts)
+
+    def elems(name: str) -> int:
+        return int(np.prod(shapes[name][0])) if name in shapes else 0
+
+    layers = []
+    for i, node in enumerate(graph.node):
+        if all(not name or name in folded for name in node.input):
+            folded.update(node.output)
+            continue
+        data = [n for n in node.input if n and n not in folded]
+        common = dict(name=node.name or f"{node.op_type}_{i}", op=node.op_type,
+                      in_elems=sum(elems(n) for n in data),
+                      out_elems=sum(elems(n) for n in node.output if n))  # fmt: skip
+        kind, macs = (
+            _node_macs(node, shapes, producer, consts) if node.op_type in WEIGHT_OPS else ("", 0)
+        )
+        if not kind:
+            layers.append(Layer(kind="other", **common))
+            continue
+        layers.append(_weight_layer(node, kind, macs, shapes, producer, consts, common))
+    return layers
+
+
+def _weight_layer(node: Any, kind: str, macs: int, shapes: dict, producer: dict, consts: dict,
+                  common: dict) -> Layer:  # fmt: skip
+    """Conv geometry of one weight op (see :class:`Layer` for the transposed-conv convention)."""
+    op = node.op_type
+    slots = _PARAM_INPUTS.get(op, ())
+    w = shapes[_source(node.input[slots[0]], producer, consts)[0]][0]
+    weight_elems = 0
+    for slot in slots:
+        if slot < len(node.input) and node.input[slot]:
+            src = _source(node.input[slot], producer, consts)[0]
+            weight_elems += int(np.prod(shapes[src][0])) if src in shapes else 0
+    groups = next((a.i for a in node.attribute if a.name == "group"), 1)
+    if kind == "matmul":
+        k = macs // max(common["out_elems"], 1)
+        n = int(w[-1]) if len(w) >= 2 else 1
+        return Layer(kind=kind, macs=macs, cin=k, cout=n, out_pixels=macs // max(k * n, 1),
+                     weight_elems=weight_elems, **common)  # fmt: skip
+    out_shape = shapes[node.output[0]][0] if node.output[0] in shapes else ()
+    pixels = int(np.prod(out_shape)) // max(int(out_shape[1]), 1) if len(out_shape) > 1 else 0
+    if kind == "transposed":
+        strides = next((tuple(a.ints) for a in node.attribute if a.name == "strides"), (1, 1))
+        kernel = tuple(max(int(k) // max(int(s), 1), 1) for k, s in zip(w[2:], strides))
+        cin, cout = int(w[0]), int(w[1]) * groups
+    else:
+        kernel = tuple(int(k) for k in w[2:]) or (1, 1)
+        cin, cout = int(w[1]) * groups, int(w[0])
+    return Layer(kind=kind, macs=macs, groups=groups, cin=cin, cout=cout,
+                 kernel=(kernel + (1, 1))[:2], out_pixels=pixels, weight_elems=weight_elems,
+                 **common)  # fmt: skip
 
 
 def _fix_input_shape(model: Any, size: tuple[int, int] | None) -> Any:

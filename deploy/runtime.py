@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -20,6 +21,9 @@ from .classes import colorize
 from .errors import InputError, MissingDependencyError
 from .metadata import ModelMeta, read_meta
 from .preprocess import check_frame, normalize, resize_frame, to_layout
+
+if TYPE_CHECKING:
+    from .prediction import Prediction
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +131,7 @@ class Segmenter:
         self.path = Path(model_path)
         self.provider = provider
         model = load_onnx(self.path)
+        check_segmenter(model, self.path)
         self.meta: ModelMeta = read_meta(model)
         _check_meta_matches_graph(self.meta, model, self.path)
         options = ort.SessionOptions()
@@ -211,6 +216,22 @@ class Segmenter:
         ms = {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2}
         return Segmentation(ids, {k: v * 1000.0 for k, v in ms.items()})
 
+    def predict(self, source: Any, max_frames: int | None = None) -> Iterator[Prediction]:
+        """Segment an image file, a folder (with its sub-folders), a video, a stream, an open
+        FrameSource or one BGR array, image by image.
+
+        Yields:
+            :class:`.prediction.Prediction` per readable image: ``class_map`` at the image's
+            size, ``class_names``, ``colorize()``, ``overlay()``, ``save(path, format)``,
+            ``to_dict()``. Unreadable images are warned about and left out.
+
+        Raises:
+            InputError: the source does not exist or has no end and no ``max_frames``.
+        """
+        from .predict import iter_predictions
+
+        yield from iter_predictions(self, source, max_frames)
+
     def overlay(self, frame: np.ndarray, class_map: np.ndarray, opacity: float = 0.5) -> np.ndarray:
         """Blend the colourized class map over a BGR frame (same size)."""
         colour = cv2.cvtColor(colorize(class_map, self.meta.classes), cv2.COLOR_RGB2BGR)
@@ -259,6 +280,63 @@ def _providers(
     # TI's runtime reads every option as a string.
     options = {k: str(v) for k, v in options.items()}
     return [TIDL_EP, "CPUExecutionProvider"], [options, {}]
+
+
+def check_segmenter(model: Any, path: str | Path) -> None:
+    """Refuse a graph that is not an image segmenter, before any work is done with it.
+
+    A segmenter has one 4-D NCHW or NHWC image input with 1 or 3 channels (float32 or uint8)
+    and a first output of [N, C, H, W] logits or [N, H, W] class ids at the input's H x W.
+    Unknown (symbolic) dimensions match anything. Every model loader calls this.
+    """
+    inits = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    refuse = f"model {path} is not a segmentation model"
+    want_in = "expected one NCHW or NHWC image input with 1 or 3 channels"
+    if len(inputs) != 1:
+        raise InputError(f"{refuse}: it has {len(inputs)} inputs; {want_in}")
+    dims = _dims(inputs[0]) or []
+    sizes = _image_sizes(dims)
+    if not sizes:
+        raise InputError(f"{refuse}: its input {inputs[0].name!r} is {_shape(dims)}; {want_in}")
+    if inputs[0].type.tensor_type.elem_type not in (1, 2):  # onnx.TensorProto.FLOAT, UINT8
+        raise InputError(f"{refuse}: its input {inputs[0].name!r} is neither float32 nor uint8")
+    output = model.graph.output[0]
+    out = _dims(output)
+    if out is None:  # no declared shape: infer it
+        import onnx
+
+        out = _dims(onnx.shape_inference.infer_shapes(model).graph.output[0])
+    if out is None:
+        return
+    if len(out) not in (3, 4) or not any(_same(out[-2:], hw) for hw in sizes):
+        h, w = (v or "?" for v in sizes[0])
+        raise InputError(
+            f"{refuse}: its output {output.name!r} is {_shape(out)}; expected [N, C, {h}, {w}] "
+            f"logits or [N, {h}, {w}] class ids at the input's resolution"
+        )
+
+
+def _dims(value: Any) -> list[int] | None:
+    """Dimensions of a graph input/output (0: unknown), None when no shape is declared."""
+    t = value.type.tensor_type
+    return [d.dim_value for d in t.shape.dim] if t.HasField("shape") else None
+
+
+def _image_sizes(dims: list[int]) -> list[tuple[int, int]]:
+    """(H, W) of a 4-D image input for each layout (NCHW, NHWC) its channel count fits."""
+    if len(dims) != 4:
+        return []
+    _, a, b, c = dims
+    return [hw for ch, hw in ((a, (b, c)), (c, (a, b))) if ch in (0, 1, 3)]
+
+
+def _same(got: list[int], want: tuple[int, int]) -> bool:
+    return all(g == w or not g or not w for g, w in zip(got, want, strict=True))
+
+
+def _shape(dims: list[int]) -> str:
+    return "[" + ", ".join(str(d) if d else "?" for d in dims) + "]"
 
 
 def _check_meta_matches_graph(meta: ModelMeta, model: Any, path: Path) -> None:

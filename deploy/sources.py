@@ -109,19 +109,49 @@ class SyntheticSource(FrameSource):
             t += 1
 
 
-class FolderSource(FrameSource):
-    """Images in a folder, in name order; unreadable files are counted skips."""
+def list_images(folder: Path, recursive: bool = False) -> list[Path]:
+    """Image files in ``folder`` (its sub-folders too with ``recursive``), by relative path.
 
-    def __init__(self, folder: Path, max_frames: int | None) -> None:
+    Hidden files and folders (a leading ``.``: editors' and gradgroup's own temp files) are left
+    out.
+    """
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(
+        (
+            p
+            for p in found
+            if p.suffix.lower() in IMAGE_EXTENSIONS
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+            and p.is_file()
+        ),
+        key=lambda p: p.relative_to(folder).parts,
+    )
+
+
+class FolderSource(FrameSource):
+    """Images in a folder, in name order; unreadable files are counted skips.
+
+    Args:
+        folder: the folder; frame names are paths relative to it (``city/x.png`` with
+            ``recursive``).
+        max_frames: keep the first N images.
+        recursive: read the sub-folders too.
+        files: read these images (under ``folder``) instead of listing it.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        max_frames: int | None,
+        recursive: bool = False,
+        files: list[Path] | None = None,
+    ) -> None:
         super().__init__(max_frames)
-        self.files = sorted(
-            p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-        )
+        self.root = folder
+        self.files = list_images(folder, recursive) if files is None else list(files)
         if not self.files:
-            raise InputError(
-                f"folder {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
-                "point --source at a folder of images, a video or a camera"
-            )
+            # No flag named here: demo (--source) and export (--calib-data) both read folders.
+            raise InputError(f"folder {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         self.files = self.files[: self._cap(len(self.files))]
         self.count = len(self.files)
         first = cv2.imread(str(self.files[0]), cv2.IMREAD_COLOR)
@@ -129,11 +159,12 @@ class FolderSource(FrameSource):
 
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.files):
+            name = path.relative_to(self.root).as_posix()
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
-                self._skip(path.name, "not a readable image")
+                self._skip(name, "not a readable image")
                 continue
-            yield Frame(image, path.name, index)
+            yield Frame(image, name, index)
 
 
 class CaptureSource(FrameSource):

@@ -18,6 +18,7 @@ import numpy as np
 
 from .classes import ClassTable
 from .errors import InputError, RunError
+from .fileio import publish, temp_beside
 
 WINDOW = "gradgroup demo"
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}  # container -> codec OpenCV writes
@@ -160,13 +161,14 @@ def draw_hud(img: np.ndarray, hud: Hud) -> None:
 class VideoRecorder:
     """Writes BGR frames to a temporary file and renames it into place at the end.
 
-    The temporary name keeps the extension (OpenCV picks the container from it), so a crash never
-    leaves a half-written file under the final name.
+    The temporary file is unique and sits beside the output with its extension (OpenCV picks the
+    container from it): a crash never leaves a half-written file under the final name, and two
+    recorders of the same path never share one.
     """
 
     def __init__(self, path: str | Path, fps: float) -> None:
         self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self.tmp: Path | None = None  # created with the first frame
         self.fps = fps
         self.size: tuple[int, int] | None = None  # (W, H)
         self.frames = 0
@@ -174,17 +176,23 @@ class VideoRecorder:
 
     def write(self, img: np.ndarray) -> None:
         if self._writer is None:
-            self.size = (img.shape[1], img.shape[0])
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fourcc = cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()])
-            self._writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, self.size)
-            if not self._writer.isOpened():
-                self._writer = None
-                raise RunError(f"OpenCV cannot write video {self.path}; try an .avi output")
+            self._open((img.shape[1], img.shape[0]))
         if (img.shape[1], img.shape[0]) != self.size:  # folders may mix sizes; video cannot
             img = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
         self._writer.write(img)
         self.frames += 1
+
+    def _open(self, size: tuple[int, int]) -> None:
+        try:
+            self.tmp = temp_beside(self.path, "partial")
+        except OSError as exc:
+            raise RunError(f"cannot write video {self.path}: {exc.strerror or exc}") from None
+        self.size = size
+        fourcc = cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()])
+        self._writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, self.size)
+        if not self._writer.isOpened():
+            self.discard()
+            raise RunError(f"OpenCV cannot encode video {self.path}; try an .avi output")
 
     def _release(self) -> None:
         if self._writer is not None:
@@ -194,16 +202,22 @@ class VideoRecorder:
     def finish(self) -> str | None:
         """Close the file and move it to its final name; None when nothing was written."""
         self._release()
-        if self.frames == 0:
-            self.tmp.unlink(missing_ok=True)
+        if self.frames == 0 or self.tmp is None:
+            self.discard()
             return None
-        os.replace(self.tmp, self.path)
+        try:
+            publish(self.tmp, self.path)
+        except OSError as exc:
+            self.discard()
+            raise RunError(f"cannot write video {self.path}: {exc.strerror or exc}") from None
         return str(self.path)
 
     def discard(self) -> None:
         """Close and delete the temporary file (failed run)."""
         self._release()
-        self.tmp.unlink(missing_ok=True)
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+            self.tmp = None
 
 
 def check_display() -> None:

@@ -79,7 +79,11 @@ def collect_calib_frames(spec: str, count: int, pre: Preprocess, seed: int = 0) 
         src_spec = "synthetic" if kind == "synthetic" else str(Path(path).expanduser())
         size = pre.size if kind == "synthetic" else None
         images, names = [], []
-        with open_source(src_spec, size=size, max_frames=count, seed=seed) as source:
+        try:
+            source = open_source(src_spec, size=size, max_frames=count, seed=seed)
+        except InputError as exc:  # say which flag: the source's message cannot know it
+            raise InputError(f"--calib-data {spec}: {exc}") from None
+        with source:
             for frame in tqdm(source, total=count, desc="calibration frames", leave=False):
                 images.append(resize_frame(frame.image, pre, "BGR"))
                 names.append(frame.name)

@@ -14,13 +14,8 @@ EXAMPLES = """examples:
 """
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in the help, examples kept as written."""
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
-    parser.formatter_class = _Formatter
     parser.add_argument("checkpoint", help="checkpoint written by gradgroup train")
     parser.add_argument("--out", required=True, help="ONNX file to write (.onnx)")
     parser.add_argument("--size", help="input size HxW; omitted: the checkpoint's")

@@ -24,7 +24,7 @@ import torch
 from gradgroup import __version__
 from gradgroup.deploy.calibset import save_calibset
 from gradgroup.deploy.errors import InputError, RunError
-from gradgroup.deploy.fileio import atomic_path, to_json, write_text_atomic
+from gradgroup.deploy.fileio import atomic_path, check_writable, to_json, write_text_atomic
 from gradgroup.deploy.metadata import ModelMeta, write_meta
 from gradgroup.deploy.onnx_graph import grouped_conv_count
 from gradgroup.deploy.tidl_check import UNSUPPORTED, check_tidl, count_findings
@@ -163,6 +163,8 @@ def export_onnx(
     out = Path(out)
     if out.suffix != ".onnx":
         raise InputError(f"output {out} must end in .onnx")
+    for path in (out, out.with_suffix(".export.json"), out.with_suffix(".calib.npz")):
+        check_writable(path, "--out")  # before the export's minutes, not after
     ckpt = load_checkpoint(ckpt_path)
     arch = ckpt["model_args"]["arch"]
     pre = checkpoint_preprocess(ckpt)

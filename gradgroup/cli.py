@@ -8,10 +8,15 @@ is imported, so ``gradgroup bench --help`` works on a board without torch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
+import errno
 import importlib
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 from gradgroup import __version__
 
@@ -28,6 +33,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calib": ("gradgroup.calib.cli_calib", "quantize an ONNX model to int8 (ORT or TIDL)"),
     "bench": ("gradgroup.deploy.cli_bench", "latency and energy benchmark against the fps budget"),
     "demo": ("gradgroup.deploy.cli_demo", "live segmentation from a camera, video or folder"),
+    "predict": (
+        "gradgroup.deploy.cli_predict",
+        "segment images, a folder or a video into PNG files (class ids, labelIds, colours)",
+    ),
     "weights": ("gradgroup.train.cli_weights", "the shipped scene-pretrained weights"),
     "pipeline": ("gradgroup.pipeline", "train, export, calibrate, bench and demo in one run"),
 }
@@ -39,6 +48,7 @@ EPILOG = """examples:
   gradgroup calib dg4.onnx --out dg4.int8.onnx --max-drop 1.0
   gradgroup bench dg4.onnx dg4.int8.onnx --fps-target 30
   gradgroup demo dg4.int8.onnx --source synthetic
+  gradgroup predict dg4.int8.onnx leftImg8bit/val --out pred --format labelid,color
   gradgroup pipeline --out runs/pipeline
 """
 
@@ -76,6 +86,21 @@ def _unknown(name: str) -> int:
     return 2
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every subcommand's help: defaults shown (unless the text already says), examples as written.
+
+    A plain switch (``--json``, ``--no-eval``) shows none: its default is the value of the setting
+    it turns off or on, which reads as the opposite ("--no-eval (default: True)").
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        switch = action.nargs == 0 and not isinstance(action, argparse.BooleanOptionalAction)
+        if "default" in text or action.default is None or switch:
+            return text
+        return super()._get_help_string(action)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     import gradgroup.train  # noqa: F401  (OpenMP's wait policy, set before torch loads)
@@ -110,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd_parser = argparse.ArgumentParser(
         prog=f"gradgroup {name}",
         description=text,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     _add_verbosity(cmd_parser)
     module.configure(cmd_parser)
@@ -119,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     args = cmd_parser.parse_args(rest)
     _setup_logging(args)
     try:
-        return int(module.run(args) or 0)
+        with _sigterm_as_interrupt():
+            return int(module.run(args) or 0)
     except GradgroupError as exc:
         print(f"gradgroup: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -129,3 +155,34 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a write that failed mid-run (disk full, ulimit -f): one line too
+        print(f"gradgroup: error: {_os_error(exc)}", file=sys.stderr)
+        return 1
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a service manager's stop) takes the Ctrl-C path, so cleanups run."""
+    if threading.current_thread() is not threading.main_thread():  # signals are main-thread only
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for an OSError no stage turned into a GradgroupError: the path and the reason."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    if paths:
+        return f"{paths}: {reason}"
+    if exc.errno in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT):
+        return f"writing an output failed: {reason} (disk full or a file size limit?)"
+    return reason

@@ -28,7 +28,7 @@ from typing import Any
 from tqdm import tqdm
 
 from gradgroup.deploy.errors import InputError
-from gradgroup.deploy.fileio import to_json, write_text_atomic
+from gradgroup.deploy.fileio import check_writable, folder_lock, to_json, write_text_atomic
 from gradgroup.deploy.preprocess import check_model_size, parse_size
 
 log = logging.getLogger(__name__)
@@ -182,13 +182,20 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> PipelineResult:
     """Run every stage (reusing finished ones) and write the report.
 
     Raises:
-        InputError: bad settings or data. RunError: a stage failed its own verification.
+        InputError: bad settings or data; an unwritable ``cfg.out`` or one another pipeline is
+            using. RunError: a stage failed its own verification or could not write its files.
     """
-    from gradgroup import stages
-
     start = time.perf_counter()
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable(out, "--out", folder=True)
+    with folder_lock(out, "pipeline"):  # two pipelines in one folder would mix their stages
+        return _run_stages(cfg, out, start, progress)
+
+
+def _run_stages(cfg: PipelineConfig, out: Path, start: float, progress: bool) -> PipelineResult:
+    """The stages in order, each reused from ``OUT/state.json`` when it finished before."""
+    from gradgroup import stages
+
     state = _State(out, cfg)
     steps: list[tuple[str, Callable[..., dict[str, Any]], float]] = [
         ("train", stages.train_models, 2 * cfg.budget_min * 60),

@@ -67,6 +67,36 @@ def _markdown_table(rows: list[dict[str, Any]], fps: float) -> str:
     return format_markdown(header, body)
 
 
+def _soc_estimates(rows: list[dict[str, Any]], fps: float) -> list[str]:
+    """A TDA4VM estimate section for the deployment-size graphs (each row gains the estimate)."""
+    from gradgroup.deploy.errors import GradgroupError
+    from gradgroup.deploy.estimate import estimate
+    from gradgroup.deploy.estimate_report import caption
+
+    body = []
+    for r in rows:
+        try:
+            e = estimate(r["path"], "tda4vm")
+        except GradgroupError as exc:  # an estimate is a bonus: the report stands without it
+            body.append([r["model"], r["precision"], "—", "—", "—", "—", str(exc)])
+            continue
+        r["tda4vm_estimate"] = e.to_dict()
+        body.append([r["model"], r["precision"], f"{e.ms:.1f}", f"{e.low_ms:.1f}-{e.high_ms:.1f}",
+                     f"{e.fps:.1f}", e.meets(fps), str(e.arm_layers)])  # fmt: skip
+    header = ["model", "precision", "est. ms", "band ms", "est. fps", f"meets {fps:g} fps",
+              "Arm fallback layers"]  # fmt: skip
+    return [
+        "## TDA4VM estimate (offline, no board)",
+        "",
+        caption(fps) + ". These are the ORT-form graphs above: layers TIDL does not accelerate "
+        "(factorized 3x1/1x3 depthwise convs) are charged at the Arm rate; `gradgroup export "
+        "--target tidl` rewrites them into TIDL's forms (`gradgroup bench M --estimate tda4vm`).",
+        "",
+        format_markdown(header, body),
+        "",
+    ]
+
+
 def _artifacts(out: Path, results: dict) -> dict[str, str]:
     paths: dict[str, str] = {}
     for arch, run in results["train"]["runs"].items():
@@ -149,6 +179,7 @@ def build_report(cfg: PipelineConfig, out: Path, results: dict) -> dict[str, Any
         "Latency is ONNX Runtime inference on this machine; only ratios carry over to other "
         "machines. Energy is the analytical estimate (paper's table, 8 MB on-chip SRAM).",
         "",
+        *_soc_estimates(deploy_rows, cfg.fps_target),
     ]
     if plot:
         lines += ["## Trade-off", "", f"![latency and accuracy]({os.path.relpath(plot, out)})", ""]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from gradgroup.deploy.fileio import to_json
+from gradgroup.deploy.fileio import to_json, write_text_atomic
 
 if TYPE_CHECKING:
     from gradgroup.pipeline import PipelineConfig
@@ -139,8 +139,6 @@ def _plan(folder: Path, arch: str, cfg: PipelineConfig, form: str) -> dict[str, 
     # Leave a quarter of the budget for data, validation and checkpoints.
     iterations = max(EPOCHS * 4, int(0.75 * cfg.budget_min * 60 / step))
     plan = {"step": step, "iters_per_epoch": math.ceil(iterations / EPOCHS)}
-    from gradgroup.deploy.fileio import write_text_atomic
-
     write_text_atomic(path, to_json(plan) + "\n")
     return plan
 

@@ -28,7 +28,7 @@ def test_deploy_and_calib_import_without_torch():
     assert proc.stdout.strip() == "ok"
 
 
-@pytest.mark.parametrize("command", ["bench", "demo", "check", "calib"])
+@pytest.mark.parametrize("command", ["bench", "demo", "check", "calib", "predict"])
 def test_board_commands_help_without_torch(command):
     proc = run_python(
         TORCH_BLOCKED

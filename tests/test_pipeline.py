@@ -108,6 +108,17 @@ def test_cli_rejects_bad_settings(capsys, tmp_path):
     assert main(["pipeline", "--out", str(tmp_path), "--arch", "erfnet"]) == 2
 
 
+def test_a_folder_another_pipeline_holds_is_refused(tmp_path):
+    import os
+
+    from gradgroup.deploy.fileio import folder_lock
+
+    busy = rf"in use by another pipeline \(pid {os.getpid()}\)"
+    with folder_lock(tmp_path, "pipeline"), pytest.raises(InputError, match=busy):
+        run_pipeline(PipelineConfig(out=str(tmp_path), **TINY), progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_training_plan_is_decided_once(tmp_path, monkeypatch):
     """A re-run measures a different step time; resuming needs the first run's plan."""
     from gradgroup import stages

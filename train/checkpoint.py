@@ -11,6 +11,7 @@ A checkpoint is a dict of tensors and plain data only (``torch.load(weights_only
 
 from __future__ import annotations
 
+import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,10 @@ from .models import create_model
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically: a temp file in the same folder, then rename."""
+    buffer = io.BytesIO()  # torch.save into a file turns a failed write into a RuntimeError
+    torch.save(state, buffer)
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(buffer.getbuffer())
     return Path(path)
 
 
@@ -97,11 +100,32 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
         convert_to_grouped(model)
     try:
         model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
+    except RuntimeError:
         raise InputError(
-            f"checkpoint weights do not fit {args['arch']!r}: {str(exc).splitlines()[0]}"
+            f"checkpoint weights do not fit {args['arch']!r}: "
+            f"{_misfit(model.state_dict(), ckpt['model'])}"
         ) from None
     return model
+
+
+def _compare(target: dict[str, Any], source: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """(tensors of ``source`` that fit ``target``, of another shape, missing, unused)."""
+    fits = {k: v for k, v in source.items() if k in target and v.shape == target[k].shape}
+    mismatched = {k: v for k, v in target.items() if k in source and k not in fits}
+    missing = {k: v for k, v in target.items() if k not in source}
+    unused = {k: v for k, v in source.items() if k not in target}
+    return fits, mismatched, missing, unused
+
+
+def _misfit(target: dict[str, Any], source: dict[str, Any]) -> str:
+    """What of ``source`` does not fit ``target``, in one line."""
+    fits, mismatched, missing, unused = _compare(target, source)
+    parts = [f"{len(fits)} of {len(target)} tensors fit"]
+    for label, names in (("missing", missing), ("of another shape", mismatched),
+                         ("not in the model", unused)):  # fmt: skip
+        if names:
+            parts.append(f"{len(names)} {label} ({_names(tuple(names), 3)})")
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -151,7 +175,7 @@ def init_from(model: nn.Module, path: str | Path) -> InitReport:
             "dense nor grouped; start from a dense checkpoint or a finished run's best.pt"
         )
     target = {k: v for k, v in model.state_dict().items() if not k.endswith(".alpha")}
-    fits = {k: v for k, v in source.items() if k in target and v.shape == target[k].shape}
+    fits, mismatched, missing, unused = _compare(target, source)
     if not fits:
         raise InputError(
             f"--init {path}: no tensor of this {ckpt['model_args'].get('arch')!r} checkpoint "
@@ -161,9 +185,9 @@ def init_from(model: nn.Module, path: str | Path) -> InitReport:
     return InitReport(
         source=str(path),
         loaded=len(fits),
-        mismatched=tuple(k for k in target if k in source and k not in fits),
-        missing=tuple(k for k in target if k not in source),
-        unused=tuple(k for k in source if k not in target),
+        mismatched=tuple(mismatched),
+        missing=tuple(missing),
+        unused=tuple(unused),
     )
 
 

@@ -17,13 +17,8 @@ EXAMPLES = """examples:
 """
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in the help, examples kept as written."""
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
-    parser.formatter_class = _Formatter
     parser.add_argument("model", help="a .pt checkpoint or an .onnx model")
     parser.add_argument(
         "--data", default="synthetic", help="synthetic | cityscapes:DIR | folder:DIR"

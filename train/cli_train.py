@@ -31,13 +31,8 @@ def _optional_int(text: str) -> int | None:
     return None if text.lower() in ("", "none", "auto") else int(text)
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in the help, examples kept as written."""
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
-    parser.formatter_class = _Formatter
     a = parser.add_argument
     a("--arch", default="dg4-light", help="architecture (see gradgroup models)")
     a("--data", default="synthetic", help="synthetic | cityscapes:DIR | folder:DIR")
@@ -105,6 +100,7 @@ FIELDS = (
 
 def config_from_args(args: argparse.Namespace):
     """The TrainConfig the flags describe (merged with the run's saved config on --resume)."""
+    from .recipe import ADDED_LATER
     from .trainer import TrainConfig
 
     values = {k: getattr(args, k) for k in FIELDS}
@@ -117,6 +113,9 @@ def config_from_args(args: argparse.Namespace):
             old = json.loads(saved.read_text())
         except ValueError as exc:
             raise InputError(f"--resume: {saved} is not valid JSON ({exc})") from None
+        if not isinstance(old, dict):
+            raise InputError(f"--resume: {saved} is not a run's config (no settings in it)")
+        old = {**ADDED_LATER, **old}  # a run saved before a setting existed goes on as it began
         defaults = argparse.ArgumentParser()
         configure(defaults)
         default = vars(defaults.parse_args([]))

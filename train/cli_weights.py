@@ -17,13 +17,8 @@ EXAMPLES = """examples:
 """
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in the help, examples kept as written."""
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
-    parser.formatter_class = _Formatter
     parser.add_argument("--check", action="store_true",
                         help="re-measure every shipped file against the manifest")  # fmt: skip
     parser.add_argument("--pack", metavar="RUN", default=None,

@@ -183,6 +183,11 @@ class StreamSampler(Sampler):
                 yield int(self._perm(k // self.n)[k % self.n]), k
 
 
+def spread(n: int, k: int) -> list[int]:
+    """Up to ``k`` distinct indices of ``range(n)`` spread evenly from first to last."""
+    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int)).tolist()
+
+
 def class_weights(
     dataset: SegDataset, num_classes: int, max_samples: int = 200, progress: bool = False
 ) -> tuple[torch.Tensor, int]:
@@ -191,8 +196,7 @@ def class_weights(
     ``p_class`` is the class's share of labelled (non-ignore) pixels at the training size, over up
     to ``max_samples`` label maps spread evenly across the set. Returns (weights, samples used).
     """
-    n = len(dataset)
-    picks = np.unique(np.linspace(0, n - 1, min(n, max_samples)).round().astype(int))
+    picks = spread(len(dataset), max_samples)
     counts = np.zeros(num_classes, np.int64)
     for i in tqdm(picks, desc="class weights", disable=not progress, leave=False):
         labels = dataset.base(int(i))[1].reshape(-1)

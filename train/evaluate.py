@@ -78,17 +78,13 @@ def evaluate_path(model: str | Path, cfg: EvalConfig = EvalConfig()) -> EvalResu
         predict, spec, classes = _checkpoint_predictor(path, cfg.device)
     else:
         raise InputError(f"model {path} is neither a .pt checkpoint nor an .onnx file")
-    from gradgroup.deploy.datasets import open_dataset
+    from gradgroup.deploy.datasets import check_classes, open_dataset
     from gradgroup.deploy.evaluate import evaluate
 
     synthetic = cfg.data == "synthetic"
     length = cfg.limit if synthetic else None
     data = open_dataset(cfg.data, cfg.split, size=spec.size if synthetic else None, length=length)
-    if data.classes.num_classes != classes.num_classes:
-        raise InputError(
-            f"{cfg.data} has {data.classes.num_classes} classes but {path.name} predicts "
-            f"{classes.num_classes}; evaluate on data with the model's class table"
-        )
+    check_classes(data, classes, cfg.data, path.name)
     total = len(data) if cfg.limit is None else min(cfg.limit, len(data))
     start = time.perf_counter()
     metrics = evaluate(predict, _pairs(data, total), spec, classes.num_classes, total=total,

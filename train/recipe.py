@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 SCHEDULE_CHOICES = ("gradual", "scratch", "dense")
 # Fields a resumed run may change without breaking exactness of what was already trained.
+# Settings added after runs were first saved, with the value such a run trained with: a run
+# resumed from a config.json or last.pt that lacks them goes on as it started.
+ADDED_LATER = {"layer_alpha": "uniform", "cross_cap": False, "bn_recalib": 0, "init": None}
+
 RESUMABLE_CHANGES = frozenset(
     {"epochs", "max_minutes", "workers", "device", "progress", "out", "resume", "val_limit"}
 )
@@ -109,8 +113,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
+        """A saved config; a setting it predates takes the value the run used (ADDED_LATER)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in data.items() if k in names}
+        kw = {k: v for k, v in {**ADDED_LATER, **data}.items() if k in names}
         for key in ("size", "betas"):
             if key in kw:
                 kw[key] = tuple(kw[key])

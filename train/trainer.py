@@ -24,7 +24,7 @@ import logging
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -35,11 +35,11 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Subset
 
 from gradgroup.deploy.errors import InputError
-from gradgroup.deploy.fileio import to_json
+from gradgroup.deploy.fileio import check_writable, folder_lock, to_json, write_text_atomic
 from gradgroup.deploy.preprocess import Preprocess
 
 from .checkpoint import rng_states, set_rng_states
-from .data import Augment, LabelledDataset, SegDataset, StreamSampler, class_weights
+from .data import Augment, LabelledDataset, SegDataset, StreamSampler, class_weights, spread
 from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_buffers, setup, teardown
 from .evaluate import amp_dtype, autocast, evaluate_model, recalibrate_bn
 from .grouping import Form, cap_cross_weights, cross_ratios, gradual_layers, set_alpha
@@ -73,11 +73,16 @@ def train(
         train_set, val_set: datasets to use instead of opening ``cfg.data`` (API users, tests).
 
     Raises:
-        InputError: bad configuration, data, or a resume that does not match the checkpoint.
+        InputError: bad configuration, data, or a resume that does not match the checkpoint; an
+            unwritable ``cfg.out`` or one another training is using.
+        RunError: an output could not be written (disk full, file size limit).
     """
+    check_writable(cfg.out, "--out", folder=True)
     info = setup(cfg.device)
     try:
-        return _Run(cfg, info, train_set, val_set).fit()
+        # One training per folder: a second one into the same --out would mix the two runs.
+        with folder_lock(cfg.out, "training") if info.main else nullcontext():
+            return _Run(cfg, info, train_set, val_set).fit()
     finally:
         teardown(info)
 
@@ -427,8 +432,7 @@ class _Run:
             st.best_miou = metrics.miou
         if not info.main:
             return
-        with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(to_json(row) + "\n")
+        _rewrite_metrics(self.out / "metrics.jsonl", st.history)
         self.checkpoint()
         if improved:
             self.checkpoint("best.pt")
@@ -460,10 +464,7 @@ class _Run:
 
     def _recalib_batches(self) -> list[torch.Tensor]:
         """``bn_recalib`` training images without augmentation, spread over the set, batched."""
-        n = len(self.train_data)
-        picks = sorted({round(i * (n - 1) / max(1, self.cfg.bn_recalib - 1))
-                        for i in range(min(n, self.cfg.bn_recalib))})  # fmt: skip
-        images = [self.train_data[i][0] for i in picks]
+        images = [self.train_data[i][0] for i in spread(len(self.train_data), self.cfg.bn_recalib)]
         size = self.cfg.batch_size
         return [torch.stack(images[i : i + size]) for i in range(0, len(images), size)]
 
@@ -483,11 +484,12 @@ class _Run:
         return "float32" if dtype is None else str(dtype).removeprefix("torch.")
 
     def _write_config(self) -> None:
-        log.info("training in %s on %s", self.precision(), self.info.device)
-        data = {**self.cfg.to_dict(), "precision": self.precision(),
+        precision = self.precision()
+        log.info("training in %s on %s", precision, self.info.device)
+        data = {**self.cfg.to_dict(), "precision": precision,
                 "plan": asdict(self.plan), "world_size": self.info.world,
                 "classes": self.classes.to_dict(), "preprocess": asdict(self.spec)}  # fmt: skip
-        (self.out / "config.json").write_text(to_json(data, indent=2, default=str) + "\n")
+        write_text_atomic(self.out / "config.json", to_json(data, indent=2, default=str) + "\n")
 
     def _result(self, status: str, seconds: float) -> TrainResult:
         hist = self.state.history
@@ -517,8 +519,8 @@ def _write_curves(out: Path, history: list[dict], title: str) -> None:
 
 
 def _rewrite_metrics(path: Path, history: list[dict]) -> None:
-    """metrics.jsonl as of the checkpoint: lines past it (a crashed epoch) are dropped."""
-    path.write_text("".join(to_json(row) + "\n" for row in history))
+    """Atomically: metrics.jsonl as of the checkpoint (a crashed epoch's lines are dropped)."""
+    write_text_atomic(path, "".join(to_json(row) + "\n" for row in history))
 
 
 class _Stopped(Exception):

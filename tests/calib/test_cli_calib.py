@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from gradgroup.cli import main
 
 
@@ -111,6 +113,35 @@ def test_quantize_runs_without_torch_or_sympy(model_dir, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert float(proc.stdout.strip().splitlines()[-1]) > 50.0 and out.is_file()
+
+
+def test_sigterm_removes_the_working_folder(model_dir, tmp_path):
+    """A service manager's stop (SIGTERM) mid-calibration cleans up as Ctrl-C does."""
+    out = tmp_path / "m.int8.onnx"
+    code = (
+        "import os, signal, time\n"
+        "import gradgroup.calib.quantize as q\n"
+        "def stopped(*args):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(60)\n"
+        "q.calibrate_ranges = stopped\n"
+        "from gradgroup.cli import main\n"
+        f"raise SystemExit(main(['calib', {str(model_dir / 'tiny.onnx')!r}, '--out', {str(out)!r},"
+        " '--no-eval', '-q']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert "gradgroup: interrupted" in proc.stderr
+    assert not list(tmp_path.iterdir())  # no .calib-* folder, no model
+
+
+def test_help_shows_no_default_for_switches(capsys):
+    with pytest.raises(SystemExit):
+        main(["calib", "--help"])
+    flat = " ".join(capsys.readouterr().out.split())
+    assert "--no-eval skip the fp32/int8 evaluation" in flat
+    assert "evaluation (default" not in flat and "as JSON (default" not in flat
+    assert "(default: percentile)" in flat and "weight scales (default: True)" in flat
 
 
 def _not_json(token):

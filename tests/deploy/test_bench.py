@@ -1,6 +1,7 @@
 """The latency/energy benchmark: statistics, frame sources, reports and the CLI."""
 
 import json
+import logging
 import sys
 
 import numpy as np
@@ -37,6 +38,17 @@ def scored(tiny_onnx, tmp_path_factory):
     path = tmp_path_factory.mktemp("scored") / "scored.onnx"
     onnx.save(model, str(path))
     return path
+
+
+def test_threads_beyond_the_cpus_are_capped_with_one_warning(caplog, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    with caplog.at_level(logging.WARNING, logger="gradgroup.deploy.bench"):
+        cfg = BenchConfig(threads=1000)
+    assert cfg.threads == 2 and system_info(cfg).threads == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "--threads 1000 is more than the 2 CPUs here; using 2"
+    ]
+    assert BenchConfig(threads=2).threads == 2
 
 
 def test_latency_stats_exact():

@@ -142,3 +142,52 @@ def test_json_the_project_writes_is_strict():
     text = to_json({"sqnr": {"conv": math.inf, "relu": 31.5}, "loss": [math.nan, 1.0]})
     assert json.loads(text) == {"sqnr": {"conv": None, "relu": 31.5}, "loss": [None, 1.0]}
     assert "Infinity" not in text and "NaN" not in text
+
+
+def test_check_writable_creates_nothing_and_names_the_blocking_folder(tmp_path):
+    from gradgroup.deploy.fileio import check_writable
+
+    check_writable(tmp_path / "new" / "deep" / "m.onnx", "--out")
+    check_writable(tmp_path / "run", "--out", folder=True)
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone, no folder was made
+    (tmp_path / "f").write_text("")
+    with pytest.raises(InputError, match=r"f is a file, not a folder"):
+        check_writable(tmp_path / "f" / "sub" / "m.onnx", "--out")
+    with pytest.raises(InputError, match=r"the folder /proc is not writable"):
+        check_writable("/proc/gradgroup/m.onnx", "--out")
+
+
+def test_folder_lock_is_exclusive_and_leaves_nothing(tmp_path):
+    import os
+
+    from gradgroup.deploy.fileio import folder_lock
+
+    run = tmp_path / "a" / "run"
+    with folder_lock(run, "training"):
+        assert (run / ".lock").read_text().strip() == str(os.getpid())
+        # flock conflicts between open file descriptions, in one process too.
+        busy = rf"run is in use by another training \(pid {os.getpid()}\)"
+        with pytest.raises(InputError, match=busy), folder_lock(run, "training"):
+            pass
+    assert list(tmp_path.iterdir()) == []  # the folders it made are empty again: removed
+    run.mkdir(parents=True)
+    (run / ".lock").write_text("12345\n")  # left by a killed run: the kernel dropped its lock
+    with folder_lock(run, "training"):
+        (run / "last.pt").write_text("")
+    assert sorted(p.name for p in run.iterdir()) == ["last.pt"]
+
+
+def test_a_file_size_limit_is_a_run_error_naming_the_file(tmp_path):
+    import resource
+
+    from gradgroup.deploy.errors import RunError
+    from gradgroup.deploy.fileio import write_text_atomic
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64, hard))  # ulimit -f; Python ignores SIGXFSZ
+    try:
+        with pytest.raises(RunError, match=r"cannot write .*big\.json: File too large"):
+            write_text_atomic(tmp_path / "big.json", "x" * 1000)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert list(tmp_path.iterdir()) == []

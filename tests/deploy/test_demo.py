@@ -11,8 +11,9 @@ import pytest
 from gradgroup.cli import main
 from gradgroup.deploy.classes import CITYSCAPES
 from gradgroup.deploy.demo import DemoConfig, run_demo
+from gradgroup.deploy.errors import InputError
 from gradgroup.deploy.sources import Frame, FrameSource
-from gradgroup.deploy.view import Hud, classes_present, draw_hud
+from gradgroup.deploy.view import Hud, VideoRecorder, classes_present, draw_hud
 
 H, W = 48, 96  # source size: not the model's 32x64, so resizing back is exercised
 
@@ -239,3 +240,24 @@ def test_window_keys_snapshot_pause_quit(tiny_onnx, video, tmp_path, monkeypatch
     assert len(result.snapshots) == 2 and len(list(snaps.glob("*.png"))) == 2
     assert cv2.imread(result.snapshots[0]).shape == (H, W, 3)
     assert len(shown) == 4  # three frames plus the PAUSED view
+
+
+def test_two_recorders_of_one_path_do_not_share_a_partial_file(tmp_path):
+    """Two demos with the same --out: each writes its own partial file; the last one wins."""
+    out = tmp_path / "same.avi"
+    first, second = VideoRecorder(out, 12.0), VideoRecorder(out, 12.0)
+    for i in range(3):
+        first.write(_image(i))
+        second.write(_image(i))
+    assert first.tmp != second.tmp
+    assert first.finish() == second.finish() == str(out)
+    assert len(_read_video(out)[0]) == 3
+    _no_partials(tmp_path)
+
+
+def test_a_folder_as_output_is_refused_before_any_frame(tiny_onnx, tmp_path):
+    folder = tmp_path / "clip.mp4"
+    folder.mkdir()
+    with pytest.raises(InputError, match="is a folder; give a file name"):
+        run_demo(tiny_onnx, "synthetic", DemoConfig(out=str(folder), max_frames=1))
+    assert list(tmp_path.iterdir()) == [folder] and not list(folder.iterdir())

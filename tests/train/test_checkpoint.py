@@ -122,3 +122,20 @@ def test_init_refuses_half_decayed_and_unfitting_checkpoints(tmp_path):
     )
     with pytest.raises(InputError, match="no tensor"):
         init_from(create_model("dg4-light", form="gradual"), tmp_path / "x.pt")
+
+
+def test_a_checkpoint_over_the_file_size_limit_is_a_run_error(tmp_path):
+    """torch.save into a file reports EFBIG as an opaque RuntimeError; the error names the file."""
+    import resource
+
+    from gradgroup.deploy.errors import RunError
+
+    state = model_state(create_model("dg4-light"), "dg4-light")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+    try:
+        with pytest.raises(RunError, match=r"cannot write .*last\.pt: File too large"):
+            save_checkpoint(tmp_path / "last.pt", state)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert list(tmp_path.iterdir()) == []

@@ -1,6 +1,9 @@
 """``gradgroup train``: flags onto TrainConfig, one result line, resume reusing the run's config."""
 
+import argparse
 import json
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -8,6 +11,7 @@ import pytest
 
 from gradgroup.cli import main
 from gradgroup.deploy.classes import CITYSCAPES
+from gradgroup.deploy.errors import InputError
 from gradgroup.train.checkpoint import load_checkpoint
 
 
@@ -48,6 +52,26 @@ def test_train_then_resume_with_only_out(tmp_path, capsys):
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
 
 
+def test_resuming_a_run_saved_before_newer_settings_keeps_its_method(tmp_path):
+    from gradgroup.train.cli_train import config_from_args, configure
+    from gradgroup.train.recipe import ADDED_LATER, TrainConfig
+
+    out = tmp_path / "old-run"
+    out.mkdir()
+    saved = {k: v for k, v in TrainConfig(out=str(out)).to_dict().items() if k not in ADDED_LATER}
+    (out / "config.json").write_text(json.dumps(saved))
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    cfg = config_from_args(parser.parse_args(["--out", str(out), "--resume"]))
+    # e.g. the run was trained with one alpha for every layer and no cross-group cap
+    assert (cfg.layer_alpha, cfg.cross_cap, cfg.bn_recalib) == ("uniform", False, 0)
+    assert TrainConfig.from_dict(saved).layer_alpha == "uniform"  # what last.pt's config gives
+    assert TrainConfig().layer_alpha == "share"  # new runs get the new method
+    (out / "config.json").write_text("[]")
+    with pytest.raises(InputError, match="not a run's config"):
+        config_from_args(parser.parse_args(["--out", str(out), "--resume"]))
+
+
 def test_bad_input_is_one_line_error(tmp_path, capsys):
     assert main(["train", "--size", "30x64", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
@@ -56,6 +80,28 @@ def test_bad_input_is_one_line_error(tmp_path, capsys):
     assert "config.json does not exist" in capsys.readouterr().err
     assert main(["train", "--data", "nope:dir", "--out", str(tmp_path / "y"), *ARGS]) == 2
     assert not (tmp_path / "y").exists()  # nothing left behind
+
+
+def test_a_second_training_into_the_same_out_is_refused(tmp_path, capsys):
+    """Another process trains into --out (it holds OUT/.lock): this one stops before any work."""
+    out = tmp_path / "run"
+    script = (
+        "import sys\nfrom gradgroup.deploy.fileio import folder_lock\n"
+        f"with folder_lock({str(out)!r}, 'training'):\n"
+        "    print('held', flush=True)\n    sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        assert main(["train", "--out", str(out), "--epochs", "2", *ARGS]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"gradgroup: error: {out} is in use by another training (pid {holder.pid})"
+        assert sorted(p.name for p in out.iterdir()) == [".lock"]  # the holder's, untouched
+    finally:
+        holder.communicate("")
+    assert holder.returncode == 0 and not out.exists()  # released (and tidied) on exit
 
 
 @pytest.mark.parametrize("flag", ["--help"])

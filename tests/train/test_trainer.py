@@ -233,6 +233,21 @@ def test_resume_refuses_changes_and_overwrites(reference):
         run(tiny(out))
 
 
+def test_a_folder_another_training_holds_is_refused_and_the_lock_is_released(tmp_path):
+    from gradgroup.deploy.fileio import folder_lock
+
+    out = tmp_path / "run"
+    busy = rf"in use by another training \(pid {os.getpid()}\)"
+    # The test's own lock is a second open file description: it conflicts like another process.
+    with folder_lock(out, "training"), pytest.raises(InputError, match=busy):
+        run(tiny(out))
+    with pytest.raises(InputError, match="last.pt does not exist"):
+        run(tiny(out, resume=True))  # a failed run lets go of the folder (and leaves none)
+    assert not out.exists()
+    with folder_lock(out, "training"):
+        pass
+
+
 def test_plan_spans_and_bad_configs():
     plan = Plan.build(TrainConfig(epochs=10, finetune_epochs=2, alpha_span=0.5), ipe=100)
     assert (plan.decay_iters, plan.alpha_span, plan.total_iters) == (800, 400, 1000)
