@@ -21,6 +21,25 @@ EXAMPLES = """examples:
 """
 
 
+def add_runtime_flags(parser: argparse.ArgumentParser, artifacts_help: str) -> None:
+    """The ONNX Runtime flags of every command that runs a model: threads and provider."""
+    parser.add_argument("--threads", type=int, default=2, help="ORT intra-op threads")
+    parser.add_argument(
+        "--provider",
+        choices=("cpu", "tidl"),
+        default="cpu",
+        help="execution provider (tidl needs TI's onnxruntime)",
+    )
+    parser.add_argument("--artifacts", help=artifacts_help)
+    parser.add_argument(
+        "--tidl-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="TIDL provider option by TI's name, e.g. debug_level=1 (repeatable; default: none)",
+    )
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the bench flags."""
     parser.epilog = EXAMPLES
@@ -30,21 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="MODEL",
         help="ONNX models; the first is the baseline of the ratio columns",
     )
-    parser.add_argument("--threads", type=int, default=2, help="ORT intra-op threads (default 2)")
-    parser.add_argument(
-        "--provider",
-        choices=("cpu", "tidl"),
-        default="cpu",
-        help="execution provider (default cpu; tidl needs TI's onnxruntime)",
-    )
-    parser.add_argument("--artifacts", help="TIDL artifacts folder (one sub-folder per model)")
-    parser.add_argument(
-        "--tidl-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="TIDL provider option by TI's name, e.g. debug_level=1 (repeatable)",
-    )
+    add_runtime_flags(parser, "TIDL artifacts folder (one sub-folder per model)")
     parser.add_argument("--runs", type=int, help="timed frames per model (default: use --duration)")
     parser.add_argument(
         "--duration",
@@ -134,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         frame_size=parse_size(args.frame_size) if args.frame_size else None,
         sram_mb=args.sram_mb, accuracy=args.accuracy,
         graph_optimization=args.graph_optimization, spinning=args.spinning,
-        tidl_options=_pairs(args.tidl_option),
+        tidl_options=provider_options(args.tidl_option),
         progress=not args.no_progress,
     )  # fmt: skip
     rows = benchmark(args.models, cfg)
@@ -198,7 +203,7 @@ def _estimate_only(args: argparse.Namespace, socs: list[str]) -> int:
     return 0
 
 
-def _pairs(items: list[str]) -> tuple[tuple[str, str], ...]:
+def provider_options(items: list[str]) -> tuple[tuple[str, str], ...]:
     """``["k=v", ...]`` -> ``(("k", "v"), ...)``; InputError names a malformed item."""
     from .errors import InputError
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from .cli_bench import add_runtime_flags, provider_options
+
 EXAMPLES = """output: OUT/<format>/<input's path in SOURCE, as .png>, one sub-folder per format:
   trainid  class ids (0..18 for Cityscapes), single-channel
   labelid  regular Cityscapes label ids (7 road, 26 car, ...), for cityscapesScripts: OUT/labelid
@@ -47,33 +49,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="redo the inputs whose files exist (no resume)"
     )
-    parser.add_argument(
-        "--provider",
-        choices=("cpu", "tidl"),
-        default="cpu",
-        help="execution provider (tidl needs TI's onnxruntime)",
-    )
-    parser.add_argument("--artifacts", help="TIDL artifacts folder (with --provider tidl)")
-    parser.add_argument(
-        "--tidl-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="TIDL provider option by TI's name, e.g. debug_level=1 (repeatable; default: none)",
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=2,
-        help="ORT intra-op threads, 0 for ORT's own choice (default: 2)",
-    )
+    add_runtime_flags(parser, "TIDL artifacts folder (with --provider tidl)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     """Predict, then print one result line (or the JSON summary); 130 when interrupted."""
-    from .cli_bench import _pairs
     from .fileio import to_json
     from .predict import PredictConfig, predict_folder
 
@@ -86,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         provider=args.provider,
         threads=args.threads,
         artifacts=args.artifacts,
-        tidl_options=_pairs(args.tidl_option),
+        tidl_options=provider_options(args.tidl_option),
         progress=not args.no_progress,
     )
     result = predict_folder(args.model, args.source, args.out, cfg)
