@@ -19,6 +19,7 @@ SENTINELS = (  # the first step of real work of each command
     "gradgroup.deploy.bench.benchmark",
     "gradgroup.deploy.demo._open_segmenter",
     "gradgroup.stages.train_models",
+    "gradgroup.deploy.runtime.Segmenter",
 )
 
 FILE_COMMANDS = {  # command -> (argv with {out}, the output's suffix)
@@ -30,6 +31,7 @@ FILE_COMMANDS = {  # command -> (argv with {out}, the output's suffix)
 FOLDER_COMMANDS = {
     "train": ["train", "--out", "{out}", "--size", "32x64", "--epochs", "2", "--no-progress"],
     "pipeline": ["pipeline", "--out", "{out}", "--size", "32x64", "--budget-min", "0.01"],
+    "predict": ["predict", "{onnx}", "synthetic", "--max-frames", "1", "--out", "{out}"],
 }
 FILE_PLACES = {
     "parent is a file": "{d}/afile/x{suffix}",
@@ -98,9 +100,10 @@ def test_bad_output_file_fails_fast_in_one_line(places, tiny_onnx, capsys, comma
 
 @pytest.mark.parametrize("place", list(FOLDER_PLACES), ids=list(FOLDER_PLACES))
 @pytest.mark.parametrize("command", list(FOLDER_COMMANDS))
-def test_bad_output_folder_fails_fast_in_one_line(places, capsys, command, place):
+def test_bad_output_folder_fails_fast_in_one_line(places, tiny_onnx, capsys, command, place):
     out = FOLDER_PLACES[place].format(d=places)
-    _one_line([a.format(out=out) for a in FOLDER_COMMANDS[command]], places, capsys, out)
+    argv = [a.format(out=out, onnx=tiny_onnx) for a in FOLDER_COMMANDS[command]]
+    _one_line(argv, places, capsys, out)
 
 
 def test_a_file_size_limit_mid_run_is_one_line(tiny_onnx, tmp_path, capsys):
