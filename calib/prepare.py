@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from gradgroup.deploy.errors import InputError, RunError
+from gradgroup.deploy.errors import InputError, RunError, first_line
 from gradgroup.deploy.runtime import check_segmenter, load_onnx
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def load_float_model(model_path: str | Path):
     try:
         onnx.checker.check_model(model)
     except Exception as exc:  # onnx.checker.ValidationError and protobuf errors
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise InputError(f"model {model_path} is not a valid ONNX model ({first})") from None
     if not model.graph.node or not model.graph.input:
         raise InputError(f"model {model_path} has an empty graph; is the file truncated?")
@@ -128,7 +128,7 @@ def prepare(model, workdir: Path, ort_rewrites: bool = False) -> Path:
             log.debug("sympy not installed: skipping symbolic shape inference")
         quant_pre_process(str(raw), str(out), skip_symbolic_shape=no_sympy)
     except Exception as exc:  # shape inference and ORT optimization raise assorted types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise RunError(f"quantization pre-processing failed: {first}") from None
     prepped = onnx.load(str(out))
     converted = bn_to_depthwise_conv(prepped)

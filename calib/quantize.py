@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gradgroup.deploy.errors import InputError, RunError
+from gradgroup.deploy.errors import InputError, RunError, first_line
 from gradgroup.deploy.fileio import check_writable, to_json
 from gradgroup.deploy.metadata import ModelMeta, read_meta, write_meta
 
@@ -251,7 +251,7 @@ def calibrate_ranges(
                 calibrator.collect_data(chunk)
             ranges = calibrator.compute_data()
     except Exception as exc:  # ORT's calibrators raise ValueError/RuntimeError/...
-        raise RunError(f"ONNX Runtime calibration failed: {str(exc).splitlines()[0]}") from None
+        raise RunError(f"ONNX Runtime calibration failed: {first_line(exc)}") from None
     save_tensors_data(ranges, cache)
 
 
@@ -297,7 +297,7 @@ def quantize_qdq(
             calibration_cache_path=str(cache),
         )
     except Exception as exc:  # ORT's quantizer raises ValueError/RuntimeError/KeyError...
-        raise RunError(f"ONNX Runtime quantization failed: {str(exc).splitlines()[0]}") from None
+        raise RunError(f"ONNX Runtime quantization failed: {first_line(exc)}") from None
     if settings["power_of_2"] or settings.get("ort_rewrites"):
         model = onnx.load(str(out))
         if settings["power_of_2"]:

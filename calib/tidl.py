@@ -20,7 +20,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gradgroup.deploy.errors import GradgroupError, InputError, MissingDependencyError, RunError
+from gradgroup.deploy.errors import (
+    GradgroupError,
+    InputError,
+    MissingDependencyError,
+    RunError,
+    first_line,
+)
 from gradgroup.deploy.fileio import check_writable
 
 log = logging.getLogger(__name__)
@@ -219,7 +225,7 @@ def compile_tidl(model_path: str | Path, artifacts: str | Path, cfg: TidlConfig)
         shutil.rmtree(staging, ignore_errors=True)
         if not isinstance(exc, Exception) or isinstance(exc, GradgroupError):
             raise
-        raise RunError(f"TIDL compilation failed: {str(exc).strip().splitlines()[0]}") from None
+        raise RunError(f"TIDL compilation failed: {first_line(exc)}") from None
     options["artifacts_folder"] = str(artifacts)
     return TidlResult(
         str(artifacts),

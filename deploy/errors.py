@@ -30,3 +30,22 @@ class MissingDependencyError(GradgroupError):
     """An optional package or tool is absent; the message says how to get it (exit code 2)."""
 
     exit_code = 2
+
+
+def first_line(exc: BaseException) -> str:
+    """Return the first non-blank line of ``exc``'s message, or its type name if it has none.
+
+    Third-party errors (ONNX, ONNX Runtime, protobuf, pickle) often carry multi-line messages or
+    none at all; project errors quote one line of them so the CLI still prints a single line.
+
+    Args:
+        exc: Any exception.
+
+    Returns:
+        The message's first non-blank line, stripped; ``type(exc).__name__`` when the message is
+        empty or only whitespace.
+    """
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, first_line
 from .runtime import load_onnx
 
 log = logging.getLogger(__name__)
@@ -140,9 +140,7 @@ def graph_stats(model: str | Path | Any, input_size: tuple[int, int] | None = No
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
     except Exception as exc:  # onnx raises InferenceError / ValidationError
-        raise InputError(
-            f"cannot infer the ONNX graph's shapes ({str(exc).splitlines()[0]})"
-        ) from None
+        raise InputError(f"cannot infer the ONNX graph's shapes ({first_line(exc)})") from None
     graph = inferred.graph
     consts = _constants(graph)
     shapes = _shapes(graph, consts)
@@ -187,9 +185,7 @@ def layer_table(model: str | Path | Any, input_size: tuple[int, int] | None = No
     try:
         graph = onnx.shape_inference.infer_shapes(model, strict_mode=False).graph
     except Exception as exc:  # onnx raises InferenceError / ValidationError
-        raise InputError(
-            f"cannot infer the ONNX graph's shapes ({str(exc).splitlines()[0]})"
-        ) from None
+        raise InputError(f"cannot infer the ONNX graph's shapes ({first_line(exc)})") from None
     consts = _constants(graph)
     shapes = _shapes(graph, consts)
     producer = {out: node for node in graph.node for out in node.output}

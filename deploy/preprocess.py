@@ -94,24 +94,30 @@ def check_frame(frame: np.ndarray) -> None:
         raise InputError("frame is empty (0 pixels)")
 
 
-def resize_frame(frame: np.ndarray, spec: Preprocess, frame_order: str = "BGR") -> np.ndarray:
-    """Resize a uint8 (H, W, 3) frame to the model size and reorder it to RGB.
+def resize_frame(
+    frame: np.ndarray, spec: Preprocess, frame_order: str = "BGR", out_order: str = "RGB"
+) -> np.ndarray:
+    """Resize a uint8 (H, W, 3) frame to the model size, in RGB unless ``out_order`` says BGR.
 
     Args:
         frame: image as read by OpenCV (``frame_order="BGR"``) or as RGB.
         spec: the model's preprocessing.
         frame_order: channel order of ``frame``.
+        out_order: channel order of the result; the runtime asks for ``"BGR"`` when both the
+            frame and a BGR model are BGR, so the frame is never reordered twice.
 
     Returns:
-        (height, width, 3) uint8 RGB — the form calibration sets store.
+        (height, width, 3) uint8 image in ``out_order`` (RGB by default: the form calibration
+        sets store).
     """
     check_frame(frame)
+    for order in (frame_order, out_order):
+        if order not in ("RGB", "BGR"):
+            raise InputError(f"frame order {order!r} must be 'RGB' or 'BGR'")
     if (frame.shape[0], frame.shape[1]) != spec.size:
         frame = cv2.resize(frame, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
-    if frame_order == "BGR":
-        frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    elif frame_order != "RGB":
-        raise InputError(f"frame order {frame_order!r} must be 'RGB' or 'BGR'")
+    if frame_order != out_order:
+        frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)  # the same swap either way
     return np.ascontiguousarray(frame)
 
 
@@ -122,22 +128,30 @@ def resize_labels(labels: np.ndarray, spec: Preprocess) -> np.ndarray:
     return cv2.resize(labels, (spec.width, spec.height), interpolation=cv2.INTER_NEAREST)
 
 
-def to_layout(rgb: np.ndarray, spec: Preprocess) -> np.ndarray:
-    """Turn (H, W, 3) or (N, H, W, 3) RGB into a batch in the model's colour order and layout."""
+def to_layout(rgb: np.ndarray, spec: Preprocess, order: str = "RGB") -> np.ndarray:
+    """Turn (H, W, 3) or (N, H, W, 3) RGB into a batch in the model's colour order and layout.
+
+    ``order`` is the channel order of ``rgb``; it is reversed only when it is not the model's.
+    """
     batch = rgb[None] if rgb.ndim == 3 else rgb
-    if spec.color_order == "BGR":
+    if spec.color_order != order:
         batch = batch[..., ::-1]
     if spec.layout == "NCHW":
         batch = batch.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(batch)
 
 
-def normalize(rgb: np.ndarray, spec: Preprocess) -> np.ndarray:
-    """uint8 RGB (H, W, 3) or (N, H, W, 3) at model size -> float32 batch, normalized, laid out."""
+def normalize(rgb: np.ndarray, spec: Preprocess, order: str = "RGB") -> np.ndarray:
+    """uint8 RGB (H, W, 3) or (N, H, W, 3) at model size -> float32 batch, normalized, laid out.
+
+    ``order`` is the channel order of ``rgb`` (``spec.mean``/``std`` are RGB either way).
+    """
     mean = np.asarray(spec.mean, np.float32)
     inv_std = 1.0 / np.asarray(spec.std, np.float32)
+    if order == "BGR":
+        mean, inv_std = mean[::-1], inv_std[::-1]
     x = (rgb.astype(np.float32) - mean) * inv_std
-    return to_layout(x, spec).astype(np.float32, copy=False)
+    return to_layout(x, spec, order).astype(np.float32, copy=False)
 
 
 def preprocess(frame: np.ndarray, spec: Preprocess, frame_order: str = "BGR") -> np.ndarray:

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from .classes import colorize
-from .errors import InputError, MissingDependencyError
+from .errors import InputError, MissingDependencyError, first_line
 from .metadata import ModelMeta, read_meta
 from .preprocess import check_frame, normalize, resize_frame, to_layout
 
@@ -57,7 +56,7 @@ def load_onnx(path: str | Path):
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError, ValueError, OSError... for bad files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise InputError(f"model {path} is not a readable ONNX file ({first})") from None
     # An empty file (or any byte string protobuf accepts) parses as an empty model.
     if not model.graph.node or not model.graph.output:
@@ -160,7 +159,7 @@ class Segmenter:
                 disabled_optimizers=disabled,
             )
         except Exception as exc:  # ORT raises its own exception types for invalid graphs
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise InputError(f"ONNX Runtime cannot load {self.path}: {first}") from None
         self.input_name = self.session.get_inputs()[0].name
         self.threads = threads
@@ -175,11 +174,11 @@ class Segmenter:
         getter = getattr(self.session, "get_TI_benchmark_data", None)
         return dict(getter()) if getter is not None else None
 
-    def prepare(self, rgb: np.ndarray) -> np.ndarray:
-        """uint8 RGB at model size -> the model's input tensor (normalized float or raw uint8)."""
+    def prepare(self, rgb: np.ndarray, order: str = "RGB") -> np.ndarray:
+        """uint8 ``order`` (RGB or BGR) image at model size -> the model's input tensor."""
         if self.meta.input_dtype == "uint8":
-            return to_layout(rgb, self.meta.preprocess)
-        return normalize(rgb, self.meta.preprocess)
+            return to_layout(rgb, self.meta.preprocess, order)
+        return normalize(rgb, self.meta.preprocess, order)
 
     def class_ids(self, output: np.ndarray) -> np.ndarray:
         """Model output (logits or argmax) -> (H, W) uint8 class ids at model size."""
@@ -203,9 +202,11 @@ class Segmenter:
 
     def __call__(self, frame: np.ndarray, frame_order: str = "BGR") -> Segmentation:
         """Segment a frame of any size; the class map comes back at the frame's size."""
-        check_frame(frame)
+        spec = self.meta.preprocess
+        # A BGR frame for a BGR model stays BGR: no BGR -> RGB -> BGR round trip.
+        order = frame_order if frame_order == spec.color_order else "RGB"
         t0 = time.perf_counter()
-        x = self.prepare(resize_frame(frame, self.meta.preprocess, frame_order))
+        x = self.prepare(resize_frame(frame, spec, frame_order, order), order)  # checks the frame
         t1 = time.perf_counter()
         out = self.session.run(None, {self.input_name: x})[0]
         t2 = time.perf_counter()
@@ -231,11 +232,6 @@ class Segmenter:
         from .predict import iter_predictions
 
         yield from iter_predictions(self, source, max_frames)
-
-    def overlay(self, frame: np.ndarray, class_map: np.ndarray, opacity: float = 0.5) -> np.ndarray:
-        """Blend the colourized class map over a BGR frame (same size)."""
-        colour = cv2.cvtColor(colorize(class_map, self.meta.classes), cv2.COLOR_RGB2BGR)
-        return cv2.addWeighted(frame, 1.0 - opacity, colour, opacity, 0.0)
 
 
 def _argmax_channels(logits: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ synthetic frames to 1080p cameras.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -77,6 +78,14 @@ def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, colour
     cv2.putText(img, text, org, FONT, scale, colour, thick, cv2.LINE_AA)
 
 
+@functools.lru_cache(maxsize=16)
+def _bgr_lut(table: ClassTable) -> np.ndarray:
+    """The table's palette as a read-only (256, 1, 3) BGR cv2.LUT table, built once per table."""
+    lut = np.ascontiguousarray(table.palette_array()[:, ::-1].reshape(256, 1, 3))
+    lut.setflags(write=False)  # shared by every later call
+    return lut
+
+
 def overlay(
     frame: np.ndarray, class_map: np.ndarray, table: ClassTable, opacity: float
 ) -> np.ndarray:
@@ -85,9 +94,8 @@ def overlay(
     cv2.LUT on the id map repeated over 3 channels is ~10x faster than indexing the palette
     with numpy, which matters at camera resolutions.
     """
-    lut = table.palette_array()[:, ::-1].reshape(256, 1, 3)  # RGB palette -> BGR
     ids = class_map.astype(np.uint8, copy=False)
-    colour = cv2.LUT(cv2.merge([ids, ids, ids]), np.ascontiguousarray(lut))
+    colour = cv2.LUT(cv2.merge([ids, ids, ids]), _bgr_lut(table))
     return cv2.addWeighted(frame, 1.0 - opacity, colour, opacity, 0.0)
 
 

@@ -19,7 +19,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from gradgroup.deploy.errors import RunError
+from gradgroup.deploy.errors import RunError, first_line
 from gradgroup.deploy.preprocess import Preprocess, normalize, to_layout
 from gradgroup.deploy.scenes import render_scene
 from gradgroup.deploy.table import format_table
@@ -82,9 +82,7 @@ def ort_outputs(
             model.SerializeToString(), options, providers=["CPUExecutionProvider"]
         )
     except Exception as exc:  # ORT raises its own exception types for invalid graphs
-        raise RunError(
-            f"ONNX Runtime cannot load the exported graph: {str(exc).splitlines()[0]}"
-        ) from None
+        raise RunError(f"ONNX Runtime cannot load the exported graph: {first_line(exc)}") from None
     name = sess.get_inputs()[0].name
     outs = []
     for rgb in frames:

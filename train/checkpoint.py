@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from gradgroup.deploy.classes import CITYSCAPES, ClassTable
-from gradgroup.deploy.errors import InputError
+from gradgroup.deploy.errors import InputError, first_line
 from gradgroup.deploy.fileio import atomic_path
 from gradgroup.deploy.preprocess import Preprocess
 
@@ -45,7 +45,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unpickling corrupt bytes raises many types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise InputError(
             f"checkpoint {path} is not a readable gradgroup checkpoint ({first})"
         ) from None

@@ -46,6 +46,11 @@ def test_preprocess_resizes_reorders_and_normalizes():
     assert x[0, :, 0, 0].tolist() == pytest.approx([-5.0, -5.0, 4.0])
     nhwc = normalize(rgb, Preprocess(4, 6, layout="NHWC", color_order="BGR"))
     assert nhwc.shape == (1, 4, 6, 3)
+    # A BGR frame kept BGR for a BGR model gives exactly the input the RGB detour gives.
+    bgr_spec = Preprocess(4, 6, mean=(10.0, 20.0, 30.0), std=(2.0, 4.0, 5.0), color_order="BGR")
+    same = resize_frame(bgr, spec, "BGR", out_order="BGR")
+    np.testing.assert_array_equal(same, rgb[..., ::-1])
+    np.testing.assert_array_equal(normalize(same, bgr_spec, "BGR"), normalize(rgb, bgr_spec))
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from gradgroup.cli import main
-from gradgroup.deploy.classes import CITYSCAPES
+from gradgroup.deploy import view
+from gradgroup.deploy.classes import CITYSCAPES, ClassTable, colorize
 from gradgroup.deploy.demo import DemoConfig, run_demo
 from gradgroup.deploy.errors import InputError
 from gradgroup.deploy.sources import Frame, FrameSource
-from gradgroup.deploy.view import Hud, VideoRecorder, classes_present, draw_hud
+from gradgroup.deploy.view import Hud, VideoRecorder, classes_present, draw_hud, overlay
 
 H, W = 48, 96  # source size: not the model's 32x64, so resizing back is exercised
 
@@ -220,6 +221,24 @@ def test_view_helpers():
     draw_hud(img, Hud(20.0, {"inference": 40.0}, budget_ms=33.3, frame_ms=45.0))
     assert tuple(img[-1, -1]) == (0, 0, 255)
     assert CITYSCAPES.names[13] == "car"
+
+
+def test_overlay_is_exact_and_builds_its_colour_table_once_per_palette():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    ids = rng.integers(0, 19, (24, 40), dtype=np.uint8)
+    ids[0, :5] = 255  # ignore: black
+    # What the runtime's former overlay computed: RGB colours -> BGR, blended.
+    colour = cv2.cvtColor(colorize(ids, CITYSCAPES), cv2.COLOR_RGB2BGR)
+    want = cv2.addWeighted(image, 0.6, colour, 0.4, 0.0)
+    view._bgr_lut.cache_clear()
+    for _ in range(3):
+        np.testing.assert_array_equal(overlay(image, ids, CITYSCAPES, 0.4), want)
+    assert view._bgr_lut.cache_info().misses == 1
+    two = ClassTable(("a", "b"), ((255, 0, 0), (0, 0, 255)))
+    red = overlay(image, np.zeros_like(ids), two, 1.0)  # another palette, its own table
+    assert (red == (0, 0, 255)).all()
+    assert view._bgr_lut.cache_info().misses == 2
 
 
 def test_window_keys_snapshot_pause_quit(tiny_onnx, video, tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """The board runtime: float/uint8 inputs, logits/argmax outputs, fp32/int8, and its errors."""
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 import onnx
@@ -9,9 +10,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx_fixtures import int8_model
 
+from gradgroup.deploy import preprocess, runtime
 from gradgroup.deploy.errors import InputError, MissingDependencyError
 from gradgroup.deploy.metadata import ModelMeta, read_meta, write_meta
 from gradgroup.deploy.runtime import Segmenter
+from gradgroup.deploy.view import overlay
 
 H, W = 32, 64
 
@@ -72,20 +75,69 @@ def test_segments_any_frame_size(variants, kind):
     assert len(np.unique(out.class_map)) > 1  # random BN stats: not a constant map
     assert set(out.timings) == {"preprocess", "inference", "postprocess"}
     assert all(v >= 0 for v in out.timings.values())
-    over = seg.overlay(frame(), out.class_map)
+    over = overlay(frame(), out.class_map, seg.meta.classes, 0.5)
     assert over.shape == (48, 80, 3) and over.dtype == np.uint8
 
 
-def test_uint8_argmax_and_int8_agree_with_fp32(variants):
-    rgb = frame(1, (H, W))
-    ref = Segmenter(variants["fp32"], threads=1).predict_rgb(rgb)
-    u8 = Segmenter(variants["uint8_argmax"], threads=1)
-    assert u8.meta.input_dtype == "uint8" and u8.meta.output == "argmax"
-    assert u8.prepare(rgb).dtype == np.uint8
-    # Same function up to float rounding of the in-graph normalization.
-    assert (u8.predict_rgb(rgb) == ref).mean() > 0.99
-    # Quantization changes the function; it must still mostly agree with fp32.
-    assert (Segmenter(variants["int8"], threads=1).predict_rgb(rgb) == ref).mean() > 0.5
+def test_each_frame_is_checked_once(tiny_onnx, monkeypatch):
+    calls = []
+
+    def counting(frame):
+        calls.append(frame.shape)
+        check(frame)
+
+    check = preprocess.check_frame
+    monkeypatch.setattr(preprocess, "check_frame", counting)
+    monkeypatch.setattr(runtime, "check_frame", counting)
+    seg = Segmenter(tiny_onnx, threads=1)
+    seg(frame())
+    assert calls == [(48, 80, 3)]
+    seg.predict_rgb(frame(0, (H, W)))
+    assert len(calls) == 2
+
+
+def bgr_model(src, dst):
+    """The same graph with metadata saying it takes BGR (so only the preprocessing differs)."""
+    model = onnx.load(str(src))
+    meta = read_meta(model)
+    write_meta(model, replace(meta, preprocess=replace(meta.preprocess, color_order="BGR")))
+    onnx.save(model, str(dst))
+    return dst
+
+
+class RecordingSession:
+    """Wraps an ORT session and keeps every input tensor it is fed."""
+
+    def __init__(self, session):
+        self.session, self.fed = session, []
+
+    def run(self, names, feed):
+        self.fed.extend(feed.values())
+        return self.session.run(names, feed)
+
+
+@pytest.mark.parametrize("kind", ["fp32", "uint8_argmax"])
+@pytest.mark.parametrize("frame_order", ["BGR", "RGB"])
+def test_bgr_model_input_is_exact_without_a_colour_round_trip(
+    variants, kind, frame_order, tmp_path, monkeypatch
+):
+    seg = Segmenter(bgr_model(variants[kind], tmp_path / "bgr.onnx"), threads=1)
+    spec = seg.meta.preprocess
+    assert spec.color_order == "BGR"
+    image = frame(2)
+    # The input as the runtime built it before: to RGB first, then reversed for the model.
+    want = seg.prepare(preprocess.resize_frame(image, spec, frame_order))
+    seg.session = RecordingSession(seg.session)
+    swaps = []
+    cvt = preprocess.cv2.cvtColor
+    monkeypatch.setattr(
+        preprocess.cv2, "cvtColor", lambda *a, **k: swaps.append(a[1]) or cvt(*a, **k)
+    )
+    seg(image, frame_order)
+    (fed,) = seg.session.fed
+    assert fed.dtype == want.dtype
+    np.testing.assert_array_equal(fed, want)
+    assert swaps == []  # no cv2 swap; the exact input shows no second reversal either
 
 
 @pytest.mark.parametrize(
