@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "segment images, a folder or a video into PNG files (class ids, labelIds, colours)",
     ),
     "weights": ("gradgroup.train.cli_weights", "the shipped scene-pretrained weights"),
-    "pipeline": ("gradgroup.pipeline", "train, export, calibrate, bench and demo in one run"),
+    "pipeline": ("gradgroup.cli_pipeline", "train, export, calibrate, bench and demo in one run"),
 }
 
 EPILOG = """examples:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import os
 import platform
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gradgroup import __version__
+from gradgroup.config import HELD_OUT, PipelineConfig
 from gradgroup.deploy.fileio import to_json, write_text_atomic
 from gradgroup.deploy.table import format_markdown
-from gradgroup.stages import HELD_OUT
-
-if TYPE_CHECKING:
-    from gradgroup.pipeline import PipelineConfig
+from gradgroup.results import ReportFiles, Results
 
 HEADER = [
     "model", "precision", "mIoU %", "int8 drop", "agreement %", "params", "GMACs", "p50 ms",
@@ -26,29 +25,29 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
 
 
-def model_rows(cfg: PipelineConfig, results: dict, table: str) -> list[dict[str, Any]]:
+def model_rows(cfg: PipelineConfig, results: Results, table: str) -> list[dict[str, Any]]:
     """One dict per benchmarked model: accuracy from training/calibration, speed from the bench."""
     rows = []
-    for bench in results["bench"]["tables"][table]["rows"]:
-        arch, precision = bench["model"], bench["precision"]
-        run = results["train"]["runs"][arch]
-        acc = results["calib"]["models"][arch]["accuracy"] or {}
-        if precision == "fp32":  # the exported model on the held-out scenes; else training's
-            miou = acc.get("fp32_miou", 100 * run["miou"] if run["miou"] is not None else None)
+    for bench in results.bench.tables[table].rows:
+        run = results.train.runs[bench.model]
+        acc = results.calib.models[bench.model].accuracy
+        if bench.precision == "fp32":  # the exported model on the held-out scenes; else training's
+            trained = 100 * run.miou if run.miou is not None else None
+            miou = acc.fp32_miou if acc is not None else trained
             drop = None
         else:
-            miou, drop = acc.get("int8_miou"), acc.get("drop")
+            miou, drop = (acc.int8_miou, acc.drop) if acc is not None else (None, None)
         # Parameters and MACs of the architecture (PyTorch's count, the paper's convention): the
         # int8 graph may execute more (calib lowers few-group 1x1 convs to dense ones for speed).
-        exp = results["export"]["models"][arch]
+        exp = results.export.models[bench.model]
         arch_counts = {
-            "params": exp["params"],
-            "macs": exp["deploy_macs"] if table == "deploy" else exp["macs"],
-            "graph_macs": bench["macs"],
+            "params": exp.params,
+            "macs": exp.deploy_macs if table == "deploy" else exp.macs,
+            "graph_macs": bench.macs,
         }
-        agreement = acc.get("agreement") if precision != "fp32" else None
-        row = {**bench, **arch_counts, "miou": miou, "int8_drop": drop, "agreement": agreement}
-        rows.append({**row, "schedule": run["schedule"]})
+        agreement = acc.agreement if acc is not None and bench.precision != "fp32" else None
+        row = {**bench.to_dict(), **arch_counts, "miou": miou, "int8_drop": drop}
+        rows.append({**row, "agreement": agreement, "schedule": run.schedule})
     return rows
 
 
@@ -97,39 +96,39 @@ def _soc_estimates(rows: list[dict[str, Any]], fps: float) -> list[str]:
     ]
 
 
-def _artifacts(out: Path, results: dict) -> dict[str, str]:
+def _artifacts(out: Path, results: Results) -> dict[str, str]:
     paths: dict[str, str] = {}
-    for arch, run in results["train"]["runs"].items():
-        exp, cal = results["export"]["models"][arch], results["calib"]["models"][arch]
-        paths[f"{arch} checkpoint"] = run["checkpoint"]
-        paths[f"{arch} training curves"] = str(Path(run["checkpoint"]).parent / "curves.png")
-        paths[f"{arch} ONNX (ORT form)"] = exp["onnx"]
-        legal = f"{exp['tidl_unsupported']} unsupported, {exp['tidl_unverified']} unverified"
-        paths[f"{arch} ONNX (TIDL target: {legal})"] = exp["tidl_onnx"]
-        paths[f"{arch} int8 ONNX"] = cal["int8_onnx"]
-        paths[f"{arch} int8 report"] = cal["report"]
-        paths[f"{arch} calibration set"] = exp["calib_set"]
-        paths[f"{arch} ONNX at deployment size"] = exp["deploy_onnx"]
-        paths[f"{arch} int8 ONNX at deployment size"] = cal["deploy_int8_onnx"]
-    paths["benchmark"] = results["bench"]["tables"]["model"]["markdown"]
-    paths["benchmark at deployment size"] = results["bench"]["tables"]["deploy"]["markdown"]
-    paths["demo video"] = results["demo"]["out"]
+    for arch, run in results.train.runs.items():
+        exp, cal = results.export.models[arch], results.calib.models[arch]
+        paths[f"{arch} checkpoint"] = run.checkpoint
+        paths[f"{arch} training curves"] = str(Path(run.checkpoint).parent / "curves.png")
+        paths[f"{arch} ONNX (ORT form)"] = exp.onnx
+        legal = f"{exp.tidl_unsupported} unsupported, {exp.tidl_unverified} unverified"
+        paths[f"{arch} ONNX (TIDL target: {legal})"] = exp.tidl_onnx
+        paths[f"{arch} int8 ONNX"] = cal.int8_onnx
+        paths[f"{arch} int8 report"] = cal.report
+        paths[f"{arch} calibration set"] = exp.calib_set
+        paths[f"{arch} ONNX at deployment size"] = exp.deploy_onnx
+        paths[f"{arch} int8 ONNX at deployment size"] = cal.deploy_int8_onnx
+    paths["benchmark"] = results.bench.tables["model"].markdown
+    paths["benchmark at deployment size"] = results.bench.tables["deploy"].markdown
+    paths["demo video"] = results.demo.out
     return {k: os.path.relpath(v, out) for k, v in paths.items()}
 
 
-def build_report(cfg: PipelineConfig, out: Path, results: dict) -> dict[str, Any]:
+def build_report(cfg: PipelineConfig, out: Path, results: Results) -> ReportFiles:
     """Write ``report.md`` and ``report.json``; return their paths and the rows."""
     rows = model_rows(cfg, results, "model")
     deploy_rows = model_rows(cfg, results, "deploy")
-    system = results["bench"]["system"]
-    runs = results["train"]["runs"]
-    plot = results["bench"]["tables"]["model"]["plot"]
+    system = results.bench.system
+    runs = results.train.runs
+    plot = results.bench.tables["model"].plot
     artifacts = _artifacts(out, results)
     lines = [
         "# gradgroup pipeline report",
         "",
-        f"gradgroup {__version__} · {system['cpu']} · {system['threads']} ONNX Runtime threads "
-        f"({system['onnxruntime']}) · Python {platform.python_version()}",
+        f"gradgroup {__version__} · {system.cpu} · {system.threads} ONNX Runtime threads "
+        f"({system.onnxruntime}) · Python {platform.python_version()}",
         f"Data: {cfg.data} · model size {cfg.size[0]}x{cfg.size[1]} · training budget "
         f"{cfg.budget_min:g} min per model · int8 max drop {cfg.max_drop:g} mIoU points",
         "",
@@ -149,13 +148,13 @@ def build_report(cfg: PipelineConfig, out: Path, results: dict) -> dict[str, Any
             [
                 [
                     a,
-                    r["schedule"],
-                    r.get("init") or "random",
-                    r["iterations"],
-                    f"{r['seconds_per_iteration']:.2f}",
-                    f"{r['seconds'] / 60:.1f}",
-                    f"{r['alpha']:g}",
-                    _pct(100 * r["miou"] if r["miou"] is not None else None),
+                    r.schedule,
+                    r.init or "random",
+                    r.iterations,
+                    f"{r.seconds_per_iteration:.2f}",
+                    f"{r.seconds / 60:.1f}",
+                    f"{r.alpha:g}",
+                    _pct(100 * r.miou if r.miou is not None else None),
                 ]
                 for a, r in runs.items()
             ],
@@ -187,18 +186,13 @@ def build_report(cfg: PipelineConfig, out: Path, results: dict) -> dict[str, Any
     md_path, json_path = out / "report.md", out / "report.json"
     report = {
         "config": json.loads(to_json(cfg.__dict__, default=list)),
-        "system": system,
-        "training": runs,
+        "system": asdict(system),
+        "training": {arch: r.to_dict() for arch, r in runs.items()},
         "models": rows,
         "deploy_models": deploy_rows,
-        "demo": {k: results["demo"][k] for k in ("frames", "fps", "budget_misses", "out")},
+        "demo": {k: getattr(results.demo, k) for k in ("frames", "fps", "budget_misses", "out")},
         "artifacts": artifacts,
     }
     write_text_atomic(md_path, "\n".join(lines) + "\n")
     write_text_atomic(json_path, to_json(report, indent=2) + "\n")
-    return {
-        "report_md": str(md_path),
-        "report_json": str(json_path),
-        "rows": rows,
-        "artifacts": [str(md_path), str(json_path)],
-    }
+    return ReportFiles(report_md=str(md_path), report_json=str(json_path), rows=rows)

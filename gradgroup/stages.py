@@ -1,8 +1,8 @@
-"""The pipeline's stages: each calls one stage API and returns a JSON-ready result.
+"""The pipeline's stages: each calls one stage API and returns its typed result.
 
 Every function takes ``(cfg, out, results, progress)`` — ``results`` holds the earlier stages'
-returns — and lists the files it made under ``"artifacts"`` so a re-run can tell whether the stage
-can be reused.
+returns — and returns one of the result types of ``gradgroup.results``, which list the files the
+stage made so a re-run can tell whether it can be reused.
 """
 
 from __future__ import annotations
@@ -12,20 +12,29 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tqdm import tqdm
 
+from gradgroup.config import EPOCHS, HELD_OUT, VAL_IMAGES, PipelineConfig
 from gradgroup.deploy.fileio import to_json, write_text_atomic
-
-if TYPE_CHECKING:
-    from gradgroup.pipeline import PipelineConfig
+from gradgroup.results import (
+    Accuracy,
+    BenchStage,
+    BenchSummary,
+    BenchTable,
+    CalibStage,
+    DemoVideo,
+    ExportedModel,
+    ExportStage,
+    QuantizedModel,
+    ReportFiles,
+    Results,
+    TrainedRun,
+    TrainStage,
+)
 
 log = logging.getLogger(__name__)
-
-EPOCHS = 6  # validation points per training run; the last one fine-tunes at alpha = 0
-VAL_IMAGES = 48  # validation during training (choosing best.pt)
-HELD_OUT = 200  # validation scenes the exported models are scored on, fp32 and int8 alike
 
 
 def _size_name(size: tuple[int, int]) -> str:
@@ -63,7 +72,7 @@ def seconds_per_iteration(arch: str, cfg: PipelineConfig, form: str) -> float:
     return min(times[1:])
 
 
-def train_models(cfg: PipelineConfig, out: Path, results: dict, progress: bool) -> dict[str, Any]:
+def train_models(cfg: PipelineConfig, out: Path, results: Results, progress: bool) -> TrainStage:
     """Train the efficient model (gradual grouping) and the baseline, each within the budget.
 
     The paper's recipe by default: both start from the project's scene-pretrained weights (the
@@ -72,7 +81,7 @@ def train_models(cfg: PipelineConfig, out: Path, results: dict, progress: bool) 
     """
     from gradgroup.train.trainer import TrainConfig, train
 
-    runs: dict[str, Any] = {}
+    runs: dict[str, TrainedRun] = {}
     models = ((cfg.arch, "gradual", cfg.init), (cfg.baseline, "scratch", cfg.baseline_init))
     for arch, schedule, init_spec in models:
         folder = out / "train" / arch
@@ -97,18 +106,18 @@ def train_models(cfg: PipelineConfig, out: Path, results: dict, progress: bool) 
         result = train(tcfg)
         if result.status == "interrupted":
             raise KeyboardInterrupt
-        runs[arch] = {
-            "schedule": schedule,
-            "init": Path(init).name if init else None,
-            "checkpoint": result.best or result.last,
-            "miou": result.best_miou,
-            "alpha": result.alpha,
-            "iterations": result.iterations,
-            "seconds": result.seconds,
-            "seconds_per_iteration": plan["step"],
-            "status": result.status,
-        }
-    return {"runs": runs, "artifacts": [r["checkpoint"] for r in runs.values()]}
+        runs[arch] = TrainedRun(
+            schedule=schedule,
+            init=Path(init).name if init else None,
+            checkpoint=result.best or result.last,
+            miou=result.best_miou,
+            alpha=result.alpha,
+            iterations=result.iterations,
+            seconds=result.seconds,
+            seconds_per_iteration=plan["step"],
+            status=result.status,
+        )
+    return TrainStage(runs=runs)
 
 
 def resolve_init(spec: str, arch: str, data: str) -> str | None:
@@ -143,7 +152,7 @@ def _plan(folder: Path, arch: str, cfg: PipelineConfig, form: str) -> dict[str, 
     return plan
 
 
-def export_models(cfg: PipelineConfig, out: Path, results: dict, progress: bool) -> dict[str, Any]:
+def export_models(cfg: PipelineConfig, out: Path, results: Results, progress: bool) -> ExportStage:
     """Export each checkpoint: ORT form (+ calibration set), TIDL-legal form, deployment size.
 
     The deployment-size model is what a camera pipeline runs: raw uint8 frames in, class ids out
@@ -152,9 +161,9 @@ def export_models(cfg: PipelineConfig, out: Path, results: dict, progress: bool)
     from gradgroup.export.onnx_export import ExportConfig, export_onnx
 
     models = out / "models"
-    exports: dict[str, Any] = {}
-    for arch, run in results["train"]["runs"].items():
-        ckpt = run["checkpoint"]
+    exports: dict[str, ExportedModel] = {}
+    for arch, run in results.train.runs.items():
+        ckpt = run.checkpoint
         ort = export_onnx(ckpt, models / f"{arch}.onnx", ExportConfig(size=cfg.size, seed=cfg.seed))
         tidl = export_onnx(
             ckpt, models / "tidl" / f"{arch}.onnx",
@@ -167,122 +176,114 @@ def export_models(cfg: PipelineConfig, out: Path, results: dict, progress: bool)
         )  # fmt: skip
         for res in (ort, tidl, big):
             tqdm.write(res.summary())
-        exports[arch] = {
-            "onnx": str(ort.path),
-            "calib_set": str(ort.calib_path),
-            "tidl_onnx": str(tidl.path),
-            "tidl_unsupported": tidl.tidl["unsupported"],
-            "tidl_unverified": tidl.tidl["unverified"],
-            "deploy_onnx": str(big.path),
-            "deploy_calib_set": str(big.calib_path),
-            "grouped_convs": ort.grouped_convs,
-            "params": ort.params,
-            "macs": ort.macs,
-            "deploy_macs": big.macs,
-        }
-    artifacts = [e[k] for e in exports.values() for k in ("onnx", "tidl_onnx", "deploy_onnx")]
-    return {"models": exports, "artifacts": artifacts}
+        exports[arch] = ExportedModel(
+            onnx=str(ort.path),
+            calib_set=str(ort.calib_path),
+            tidl_onnx=str(tidl.path),
+            tidl_unsupported=tidl.tidl["unsupported"],
+            tidl_unverified=tidl.tidl["unverified"],
+            deploy_onnx=str(big.path),
+            deploy_calib_set=str(big.calib_path),
+            grouped_convs=ort.grouped_convs,
+            params=ort.params,
+            macs=ort.macs,
+            deploy_macs=big.macs,
+        )
+    return ExportStage(models=exports)
 
 
-def calibrate_models(cfg: PipelineConfig, out: Path, results: dict, progress: bool) -> dict:
+def calibrate_models(
+    cfg: PipelineConfig, out: Path, results: Results, progress: bool
+) -> CalibStage:
     """int8 with accuracy control at the model size; int8 copies at the deployment size."""
     from gradgroup.calib.quantize import CalibConfig, quantize
 
-    quantized: dict[str, Any] = {}
-    for arch, exp in results["export"]["models"].items():
-        onnx_path = Path(exp["onnx"])
+    quantized: dict[str, QuantizedModel] = {}
+    for arch, exp in results.export.models.items():
+        onnx_path = Path(exp.onnx)
         int8 = quantize(
             onnx_path, onnx_path.with_suffix(".int8.onnx"),
             CalibConfig(max_drop=cfg.max_drop, eval_data=cfg.data, eval_frames=HELD_OUT),
         )  # fmt: skip
-        deploy_path = Path(exp["deploy_onnx"])
+        deploy_path = Path(exp.deploy_onnx)
         big = quantize(
             deploy_path, deploy_path.with_suffix(".int8.onnx"),
             CalibConfig(evaluate=False, nodes_to_exclude=tuple(int8.float_nodes)),
         )  # fmt: skip
         tqdm.write(int8.summary())
-        quantized[arch] = {
-            "int8_onnx": int8.path,
-            "deploy_int8_onnx": big.path,
-            "accuracy": int8.accuracy,
-            "float_nodes": int8.float_nodes,
-            "report": int8.json_path,
-        }
-    artifacts = [q[k] for q in quantized.values() for k in ("int8_onnx", "deploy_int8_onnx")]
-    return {"models": quantized, "artifacts": artifacts}
+        quantized[arch] = QuantizedModel(
+            int8_onnx=int8.path,
+            deploy_int8_onnx=big.path,
+            accuracy=None if int8.accuracy is None else Accuracy.from_dict(int8.accuracy),
+            float_nodes=tuple(int8.float_nodes),
+            report=int8.json_path,
+        )
+    return CalibStage(models=quantized)
 
 
-def _bench_models(results: dict, deploy: bool) -> list[tuple[str, str, str]]:
+def _bench_models(results: Results, deploy: bool) -> list[tuple[str, str, str]]:
     """(row label, precision, ONNX path) in report order: each model fp32 then int8."""
-    key, key8 = ("deploy_onnx", "deploy_int8_onnx") if deploy else ("onnx", "int8_onnx")
     rows = []
-    for arch in results["export"]["models"]:
-        rows.append((arch, "fp32", results["export"]["models"][arch][key]))
-        rows.append((arch, "int8", results["calib"]["models"][arch][key8]))
+    for arch, exp in results.export.models.items():
+        cal = results.calib.models[arch]
+        rows.append((arch, "fp32", exp.deploy_onnx if deploy else exp.onnx))
+        rows.append((arch, "int8", cal.deploy_int8_onnx if deploy else cal.int8_onnx))
     return rows
 
 
-def bench_models(cfg: PipelineConfig, out: Path, results: dict, progress: bool) -> dict[str, Any]:
+def bench_models(cfg: PipelineConfig, out: Path, results: Results, progress: bool) -> BenchStage:
     """Benchmark fp32 and int8 of both models at the model size and at the deployment size."""
     from gradgroup.deploy.bench import BenchConfig, benchmark, system_info
     from gradgroup.deploy.bench_report import format_markdown_report, write_json, write_text
 
     accuracy = {}
-    for arch, run in results["train"]["runs"].items():
-        acc = results["calib"]["models"][arch]["accuracy"] or {}
-        accuracy[Path(results["export"]["models"][arch]["onnx"]).name] = run["miou"]
-        if acc.get("int8_miou") is not None:
-            int8_name = Path(results["calib"]["models"][arch]["int8_onnx"]).name
-            accuracy[int8_name] = acc["int8_miou"] / 100.0
+    for arch, run in results.train.runs.items():
+        cal = results.calib.models[arch]
+        accuracy[Path(results.export.models[arch].onnx).name] = run.miou
+        if cal.accuracy is not None and cal.accuracy.int8_miou is not None:
+            accuracy[Path(cal.int8_onnx).name] = cal.accuracy.int8_miou / 100.0
     acc_path = write_text(out / "accuracy.json", to_json(accuracy, indent=2))
     bcfg = BenchConfig(
         threads=cfg.threads, duration=cfg.bench_seconds, warmup=1.0, fps_target=cfg.fps_target,
         accuracy=str(acc_path), progress=progress,
     )  # fmt: skip
-    tables: dict[str, Any] = {}
-    artifacts = []
+    tables: dict[str, BenchTable] = {}
     for label, deploy in (("model", False), ("deploy", True)):
         entries = _bench_models(results, deploy)
         rows = benchmark([p for _, _, p in entries], bcfg)
         info = system_info(bcfg)
         stem = out / ("bench" if not deploy else "bench_deploy")
-        artifacts.append(str(write_json(stem.with_suffix(".json"), rows, info, bcfg)))
+        write_json(stem.with_suffix(".json"), rows, info, bcfg)
         write_text(stem.with_suffix(".md"), format_markdown_report(rows, info) + "\n")
         plot = _try_plot(rows, info, stem.with_suffix(".png"))
-        tables[label] = {
-            "json": str(stem.with_suffix(".json")),
-            "markdown": str(stem.with_suffix(".md")),
-            "plot": plot,
-            "rows": [
+        tables[label] = BenchTable(
+            json=str(stem.with_suffix(".json")),
+            markdown=str(stem.with_suffix(".md")),
+            plot=plot,
+            rows=tuple(
                 _bench_summary(arch, prec, row) for (arch, prec, _), row in zip(entries, rows)
-            ],
-        }
-    return {"tables": tables, "system": _system(info), "artifacts": artifacts}
+            ),
+        )
+    return BenchStage(tables=tables, system=info)
 
 
-def _bench_summary(arch: str, precision: str, row: Any) -> dict[str, Any]:
-    return {
-        "model": arch,
-        "precision": precision,
-        "path": row.model,
-        "size": list(row.model_size),
-        "params": row.params,
-        "macs": row.macs,
-        "p50_ms": row.inference.p50,
-        "p99_ms": row.inference.p99,
-        "fps": row.inference.fps,
-        "frame_p99_ms": row.frame.p99,
-        "meets_budget": row.inference.passed,
-        "energy_mj": row.energy.total_mj,
-        "energy_label": row.energy.label,
-        "file_bytes": row.file_bytes,
-    }
-
-
-def _system(info: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(info)
+def _bench_summary(arch: str, precision: str, row: Any) -> BenchSummary:
+    return BenchSummary(
+        model=arch,
+        precision=precision,
+        path=row.model,
+        size=tuple(row.model_size),
+        params=row.params,
+        macs=row.macs,
+        p50_ms=row.inference.p50,
+        p99_ms=row.inference.p99,
+        fps=row.inference.fps,
+        frame_p99_ms=row.frame.p99,
+        meets_budget=row.inference.passed,
+        energy_mj=row.energy.total_mj,
+        energy_label=row.energy.label,
+        file_bytes=row.file_bytes,
+    )
 
 
 def _try_plot(rows: list, info: Any, path: Path) -> str | None:
@@ -296,11 +297,11 @@ def _try_plot(rows: list, info: Any, path: Path) -> str | None:
         return None
 
 
-def run_demo_video(cfg: PipelineConfig, out: Path, results: dict, progress: bool) -> dict:
+def run_demo_video(cfg: PipelineConfig, out: Path, results: Results, progress: bool) -> DemoVideo:
     """Segment a synthetic drive with the int8 efficient model into an annotated video."""
     from gradgroup.deploy.demo import DemoConfig, run_demo
 
-    model = results["calib"]["models"][cfg.arch]["int8_onnx"]
+    model = results.calib.models[cfg.arch].int8_onnx
     demo = run_demo(
         model, "synthetic",
         DemoConfig(out=str(out / "demo.mp4"), max_frames=cfg.demo_frames, show=False,
@@ -308,10 +309,13 @@ def run_demo_video(cfg: PipelineConfig, out: Path, results: dict, progress: bool
                    fps_target=cfg.fps_target, seed=cfg.seed, progress=progress),
     )  # fmt: skip
     tqdm.write(demo.line())
-    return {**demo.to_dict(), "artifacts": [str(out / "demo.mp4")]}
+    return DemoVideo(
+        out=str(out / "demo.mp4"), frames=demo.frames, fps=demo.fps,
+        budget_misses=demo.budget_misses,
+    )  # fmt: skip
 
 
-def write_report(cfg: PipelineConfig, out: Path, results: dict, progress: bool) -> dict:
+def write_report(cfg: PipelineConfig, out: Path, results: Results, progress: bool) -> ReportFiles:
     """``report.md`` + ``report.json`` + the trade-off plot."""
     from gradgroup.report import build_report
 
