@@ -54,3 +54,15 @@ def test_check_refuses_altered_files(packed, tmp_path):
     (copy / "d-light.pt").unlink()
     with pytest.raises(InputError, match="missing"):
         weights.check(copy)
+
+
+def test_every_shipped_file_loads_tensors_only_and_keeps_its_manifest_miou():
+    """The weights in the repository: small, code-free, and as good as the manifest says."""
+    entries = weights.manifest(weights.weights_dir())
+    assert {e.arch for e in entries} >= {"d-light", "erfnet"}  # the light models' start, ERFNet
+    for entry in entries:
+        path = weights.weights_dir() / entry.name
+        assert path.stat().st_size <= 10 * 2**20 and entry.commands
+        load_checkpoint(path)  # weights_only: refuses anything but tensors and plain data
+    for entry, miou in weights.check():  # sha256, then mIoU on 50 held-out scenes
+        assert abs(miou - entry.miou) <= weights.EVAL_TOLERANCE
