@@ -31,6 +31,17 @@ def _pick(cls: type, data: Any) -> dict[str, Any]:
     return {f.name: data[f.name] for f in fields(cls)}
 
 
+class _Record:
+    """A result whose fields are plain data: ``asdict`` out, ``_pick`` (checked) in."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Any:
+        return cls(**_pick(cls, data))
+
+
 def _per_model(data: Any, item: type) -> dict[str, Any]:
     """``{arch: item.from_dict(entry)}`` from a JSON object keyed by architecture."""
     if not isinstance(data, Mapping):
@@ -39,7 +50,7 @@ def _per_model(data: Any, item: type) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class TrainedRun:
+class TrainedRun(_Record):
     """One trained model: its checkpoint and how training went (mIoU as a fraction)."""
 
     schedule: str
@@ -51,13 +62,6 @@ class TrainedRun:
     seconds: float
     seconds_per_iteration: float
     status: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> TrainedRun:
-        return cls(**_pick(cls, data))
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class TrainStage:
 
 
 @dataclass(frozen=True)
-class ExportedModel:
+class ExportedModel(_Record):
     """One checkpoint's ONNX forms: ORT (+ calibration set), TIDL-legal, deployment size."""
 
     onnx: str
@@ -94,13 +98,6 @@ class ExportedModel:
     params: int
     macs: int
     deploy_macs: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> ExportedModel:
-        return cls(**_pick(cls, data))
 
 
 @dataclass(frozen=True)
@@ -123,20 +120,13 @@ class ExportStage:
 
 
 @dataclass(frozen=True)
-class Accuracy:
+class Accuracy(_Record):
     """fp32 vs int8 on the held-out scenes, as calib measures it: mIoU points, agreement %."""
 
     fp32_miou: float
     int8_miou: float
     drop: float
     agreement: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Accuracy:
-        return cls(**_pick(cls, data))
 
 
 @dataclass(frozen=True)
@@ -258,7 +248,7 @@ class BenchStage:
 
 
 @dataclass(frozen=True)
-class DemoVideo:
+class DemoVideo(_Record):
     """The ``demo`` stage: the annotated drive and how it kept to the budget."""
 
     out: str
@@ -273,13 +263,9 @@ class DemoVideo:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "artifacts": self.artifacts}
 
-    @classmethod
-    def from_dict(cls, data: Any) -> DemoVideo:
-        return cls(**_pick(cls, data))
-
 
 @dataclass(frozen=True)
-class ReportFiles:
+class ReportFiles(_Record):
     """The ``report`` stage: where the report went and its model rows (report.json's form)."""
 
     report_md: str
@@ -292,10 +278,6 @@ class ReportFiles:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "artifacts": self.artifacts}
-
-    @classmethod
-    def from_dict(cls, data: Any) -> ReportFiles:
-        return cls(**_pick(cls, data))
 
 
 StageResult = TrainStage | ExportStage | CalibStage | BenchStage | DemoVideo | ReportFiles
