@@ -79,39 +79,28 @@ def _conv_macs(op: str, args: dict, weight: tuple[int, ...] | None) -> int:
     return int(np.prod(out) * np.prod(weight[1:]))
 
 
-def _disabled_optimizers(path: str | Path) -> list[str] | None:
-    """What the Segmenter disables for this model (see deploy/runtime.py)."""
-    import onnx
-
-    from gradgroup.deploy.metadata import read_meta
-    from gradgroup.deploy.runtime import ORT_REWRITES_DISABLED_OPTIMIZERS
-
-    quant = read_meta(onnx.load(str(path))).extra.get("quantization")
-    if isinstance(quant, dict) and quant.get("ort_rewrites"):
-        return list(ORT_REWRITES_DISABLED_OPTIMIZERS)
-    return None
-
-
 def profile_model(
     path: str | Path, runs: int = 20, threads: int = 2, config: dict[str, str] | None = None
 ) -> OpProfile:
     """Run ``path`` ``runs`` times under ORT's profiler (after 3 warm-up runs) and aggregate."""
-    import onnxruntime as ort
+    import onnx
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    for key, value in (config or {}).items():
-        options.add_session_config_entry(key, value)
+    from gradgroup.deploy.metadata import read_meta
+    from gradgroup.deploy.runtime import disabled_optimizers
+    from gradgroup.deploy.session import open_session
+
     with tempfile.TemporaryDirectory(prefix="gradgroup-prof-") as tmp:
-        options.enable_profiling = True
-        options.profile_file_prefix = str(Path(tmp) / "prof")
-        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
-        sess = ort.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"],
-            disabled_optimizers=_disabled_optimizers(path),
-        )  # fmt: skip
+        optimized = Path(tmp) / "optimized.onnx"
+        sess = open_session(
+            path,
+            f"model {path}",
+            threads=threads,
+            session_config=config,
+            quiet=True,
+            profile_prefix=Path(tmp) / "prof",
+            optimized_model_path=optimized,
+            disabled_optimizers=disabled_optimizers(read_meta(onnx.load(str(path)))),
+        )
         inp = sess.get_inputs()[0]
         rng = np.random.default_rng(0)
         if "uint8" in inp.type:
@@ -125,7 +114,7 @@ def profile_model(
             if i >= warm:
                 wall.append((time.perf_counter() - t0) * 1e3)
         events = json.loads(Path(sess.end_profiling()).read_text())
-        weights = _weight_shapes(Path(options.optimized_model_filepath))
+        weights = _weight_shapes(optimized)
     total = warm + runs
     by_op: dict[str, dict[str, float]] = defaultdict(lambda: {"ms": 0.0, "n": 0, "macs": 0})
     nodes: dict[tuple[str, str], list] = {}

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gradgroup.deploy.calibset import CalibSet
-from gradgroup.deploy.errors import InputError, MissingDependencyError
+from gradgroup.deploy.errors import InputError, MissingDependencyError, RunError
 from gradgroup.deploy.evaluate import evaluate
 from gradgroup.deploy.metadata import ModelMeta
 from gradgroup.deploy.preprocess import resize_frame, resize_labels
@@ -222,11 +222,11 @@ def _activation_runner(augmented: Path) -> Callable[[dict], dict[str, list[np.nd
     Graph optimizations are off (as in ORT's ``collect_activations``) so every QDQ pair is still
     there to be read: the int8 model is simulated in float, QDQ by QDQ.
     """
-    import onnxruntime as ort
+    from gradgroup.deploy.session import open_session
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(augmented), options, providers=["CPUExecutionProvider"])
+    session = open_session(
+        augmented, f"model {augmented}", graph_optimization="disabled", error=RunError
+    )
     names = [o.name for o in session.get_outputs()]
     saved = [n[: -len(_SAVE_SUFFIX)] if n.endswith(_SAVE_SUFFIX) else None for n in names]
 

@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from gradgroup.deploy.errors import RunError
 from gradgroup.deploy.onnx_graph import Graph, drop_unused_initializers
 
 log = logging.getLogger(__name__)
@@ -66,21 +67,20 @@ def ort_runtime_ops(
     Returns:
         ``{"ops": {op: count}, "int8_ops": n, "float_islands": n, "transposes": n}``.
     """
-    import onnxruntime as ort
+    from gradgroup.deploy.session import open_session
 
     with tempfile.TemporaryDirectory(prefix="gradgroup-ortopt-") as tmp:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3  # the "hardware-specific model" warning is expected here
-        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
-        ort.InferenceSession(
-            str(path),
-            options,
-            providers=["CPUExecutionProvider"],
-            disabled_optimizers=list(disabled_optimizers) or None,
+        optimized = Path(tmp) / "optimized.onnx"
+        open_session(
+            path,
+            f"model {path}",
+            threads=threads,
+            optimized_model_path=optimized,
+            quiet=True,  # the "hardware-specific model" warning is expected here
+            disabled_optimizers=disabled_optimizers,
+            error=RunError,
         )
-        ops = Counter(n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node)
+        ops = Counter(n.op_type for n in onnx.load(str(optimized)).graph.node)
     return {
         "ops": dict(ops.most_common()),
         "int8_ops": sum(c for op, c in ops.items() if op.startswith(("QLinear", "Nhwc"))),

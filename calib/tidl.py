@@ -179,10 +179,9 @@ def compile_tidl(model_path: str | Path, artifacts: str | Path, cfg: TidlConfig)
         InputError: unreadable model, unusable calibration set, artifacts path is a file.
         RunError: the compile failed.
     """
-    import onnxruntime as ort
-
     from gradgroup.deploy.metadata import read_meta
     from gradgroup.deploy.runtime import check_segmenter, load_onnx
+    from gradgroup.deploy.session import tidl_compile_session
 
     from .graph import quantized_ops
     from .reader import CalibSetReader, resolve_calibset
@@ -210,11 +209,7 @@ def compile_tidl(model_path: str | Path, artifacts: str | Path, cfg: TidlConfig)
         "compiling %s for %s with %d frames from %s", model_path.name, cfg.soc, len(reader), source
     )
     try:
-        session = ort.InferenceSession(
-            str(model_path),
-            providers=["TIDLCompilationProvider", "CPUExecutionProvider"],
-            provider_options=[options, {}],
-        )
+        session = tidl_compile_session(model_path, options)
         for feed in iter(reader.get_next, None):  # TIDL calibrates on these runs
             session.run(None, feed)
         del session  # artifacts are flushed when the session is released

@@ -38,7 +38,7 @@ class BenchConfig:
 
     Attributes:
         threads: ORT intra-op threads (0: ORT's default; more than the CPUs: capped, warned).
-        provider: "cpu" or "tidl".
+        provider: "cpu", "tidl" or "openvino" (see :mod:`.session`).
         artifacts: TIDL artifacts folder (with several models: one sub-folder per model stem).
         runs: timed frames per model; None: run for ``duration`` seconds.
         duration: timed seconds per model when ``runs`` is None.
@@ -51,6 +51,7 @@ class BenchConfig:
         graph_optimization: ORT graph optimization level.
         spinning: ORT intra-op threads busy-wait between kernels (None: ORT's default).
         tidl_options: extra TIDL provider options as (TI name, value) pairs.
+        ov_options: OpenVINO CPU properties as (OpenVINO name, value) pairs.
         num_frames: distinct frames cycled through.
         progress: show a progress bar per model.
     """
@@ -69,6 +70,7 @@ class BenchConfig:
     graph_optimization: str = "all"
     spinning: bool | None = None
     tidl_options: tuple[tuple[str, str], ...] = ()
+    ov_options: tuple[tuple[str, str], ...] = ()
     num_frames: int = 8
     progress: bool = True
 
@@ -134,6 +136,7 @@ class SystemInfo:
     platform: str
     fps_target: float
     budget_ms: float
+    engine: str = ""  # what runs the graph, with versions (the OpenVINO plugin's too)
 
 
 @dataclass
@@ -183,10 +186,13 @@ def system_info(cfg: BenchConfig) -> SystemInfo:
     """The header of a benchmark report."""
     import onnxruntime as ort
 
+    from .session import provider_version
+
     return SystemInfo(
         threads=cfg.threads, provider=cfg.provider, cpu=cpu_model(),
         onnxruntime=ort.__version__, platform=f"{platform.system()} {platform.machine()}",
         fps_target=cfg.fps_target, budget_ms=cfg.budget_ms,
+        engine=provider_version(cfg.provider),
     )  # fmt: skip
 
 
@@ -300,7 +306,7 @@ def bench_one(
     seg = Segmenter(
         path, cfg.provider, threads=cfg.threads, artifacts=artifacts,
         graph_optimization=cfg.graph_optimization, spinning=cfg.spinning,
-        tidl_options=dict(cfg.tidl_options) or None,
+        tidl_options=dict(cfg.tidl_options) or None, ov_options=dict(cfg.ov_options) or None,
     )  # fmt: skip
     spec = seg.meta.preprocess
     stats = graph_stats(path, input_size=spec.size)

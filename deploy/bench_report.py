@@ -79,13 +79,23 @@ def stage_rows(rows: list[BenchRow]) -> list[list[str]]:
 
 def header_lines(info: SystemInfo) -> list[str]:
     """Machine and budget lines printed above the tables."""
+    engine = info.engine or f"onnxruntime {info.onnxruntime}"
     return [
-        f"threads {info.threads} · provider {info.provider} · CPU {info.cpu} · "
-        f"onnxruntime {info.onnxruntime} · {info.platform}",
+        f"threads {info.threads} · provider {info.provider} ({engine}) · CPU {info.cpu} · "
+        f"{info.platform}",
         f"budget {info.budget_ms:.1f} ms/frame ({info.fps_target:g} fps); pass = p99 within budget "
         "(inference alone / whole frame = preprocess + inference + postprocess)",
-        "energy columns are estimates (DESIGN.md energy model) except 'measured' "
+        "energy columns are estimates (gradgroup.deploy.energy) except 'measured' "
         "(RAPL package energy)",
+    ]
+
+
+def provider_lines(rows: list[BenchRow]) -> list[str]:
+    """The providers each session really used, where they are not the CPU provider alone."""
+    return [
+        f"{r.name}: session providers {', '.join(r.providers)}"
+        for r in rows
+        if r.providers != ["CPUExecutionProvider"]
     ]
 
 
@@ -99,6 +109,7 @@ def format_report(rows: list[BenchRow], info: SystemInfo) -> str:
         "model facts and energy per frame",
         format_table(ENERGY_HEADER, energy_rows(rows)),
     ]
+    parts += provider_lines(rows)
     ti = [r for r in rows if "ti_ddr_mb_per_frame" in r.measured]
     for r in ti:
         parts.append(

@@ -15,6 +15,7 @@ EXAMPLES = """examples:
   gradgroup bench erfnet.onnx dg4.onnx dg4.int8.onnx --runs 200 --json bench.json
   gradgroup bench dg4.int8.onnx --calib dg4.calib.npz --frame-size 1024x2048 --plot bench.png
   gradgroup bench dg4.onnx --provider tidl --artifacts artifacts/dg4   # on the board
+  gradgroup bench dg4.int8.onnx --provider openvino        # Intel CPU, gradgroup[openvino]
   gradgroup bench erfnet.onnx dg4.onnx --estimate tda4vm        # offline TDA4VM estimate, no timing
   gradgroup bench dg4.onnx --estimate all --tensor-bits 16 --json est.json   # every SoC, 16-bit
   gradgroup bench dg4.onnx --provider tidl --artifacts art/dg4 --estimate tda4vm  # side by side
@@ -23,12 +24,15 @@ EXAMPLES = """examples:
 
 def add_runtime_flags(parser: argparse.ArgumentParser, artifacts_help: str) -> None:
     """The ONNX Runtime flags of every command that runs a model: threads and provider."""
+    from .session import PROVIDERS
+
     parser.add_argument("--threads", type=int, default=2, help="ORT intra-op threads")
     parser.add_argument(
         "--provider",
-        choices=("cpu", "tidl"),
+        choices=PROVIDERS,
         default="cpu",
-        help="execution provider (tidl needs TI's onnxruntime)",
+        help="execution provider: cpu (ORT's kernels), tidl (TI's onnxruntime on the board), "
+        'openvino (Intel CPUs; pip install "gradgroup[openvino]")',
     )
     parser.add_argument("--artifacts", help=artifacts_help)
     parser.add_argument(
@@ -38,6 +42,25 @@ def add_runtime_flags(parser: argparse.ArgumentParser, artifacts_help: str) -> N
         metavar="KEY=VALUE",
         help="TIDL provider option by TI's name, e.g. debug_level=1 (repeatable; default: none)",
     )
+    parser.add_argument(
+        "--ov-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="OpenVINO CPU property by OpenVINO's name, e.g. INFERENCE_PRECISION_HINT=bf16 "
+        "(repeatable; default: f32 precision, LATENCY hint, --threads threads)",
+    )
+
+
+def runtime_settings(args: argparse.Namespace) -> dict:
+    """The runtime flags as the keyword arguments every deploy config shares."""
+    return {
+        "provider": args.provider,
+        "threads": args.threads,
+        "artifacts": args.artifacts,
+        "tidl_options": provider_options(args.tidl_option),
+        "ov_options": provider_options(args.ov_option, "--ov-option"),
+    }
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -134,12 +157,11 @@ def run(args: argparse.Namespace) -> int:
         if path:
             check_writable(path, flag)
     cfg = BenchConfig(
-        threads=args.threads, provider=args.provider, artifacts=args.artifacts, runs=args.runs,
+        **runtime_settings(args), runs=args.runs,
         duration=args.duration, warmup=args.warmup, fps_target=args.fps_target, calib=args.calib,
         frame_size=parse_size(args.frame_size) if args.frame_size else None,
         sram_mb=args.sram_mb, accuracy=args.accuracy,
         graph_optimization=args.graph_optimization, spinning=args.spinning,
-        tidl_options=provider_options(args.tidl_option),
         progress=not args.no_progress,
     )  # fmt: skip
     rows = benchmark(args.models, cfg)
@@ -203,7 +225,7 @@ def _estimate_only(args: argparse.Namespace, socs: list[str]) -> int:
     return 0
 
 
-def provider_options(items: list[str]) -> tuple[tuple[str, str], ...]:
+def provider_options(items: list[str], flag: str = "--tidl-option") -> tuple[tuple[str, str], ...]:
     """``["k=v", ...]`` -> ``(("k", "v"), ...)``; InputError names a malformed item."""
     from .errors import InputError
 
@@ -211,6 +233,6 @@ def provider_options(items: list[str]) -> tuple[tuple[str, str], ...]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise InputError(f"--tidl-option {item!r} is not KEY=VALUE, e.g. debug_level=1")
+            raise InputError(f"{flag} {item!r} is not KEY=VALUE, e.g. NAME=1")
         out.append((key.strip(), value.strip()))
     return tuple(out)

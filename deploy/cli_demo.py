@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .cli_bench import add_runtime_flags, runtime_settings
 from .fileio import to_json
 
 EXAMPLES = """keys (window): q/Esc quit, space pause, s snapshot
@@ -40,11 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--snapshot-dir", default="snapshots", help="where 's' saves PNGs (default: snapshots)"
     )
-    parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
-    parser.add_argument(
-        "--provider", choices=("cpu", "tidl"), default="cpu", help="execution provider"
-    )
-    parser.add_argument("--artifacts", help="TIDL artifacts folder (with --provider tidl)")
+    add_runtime_flags(parser, "TIDL artifacts folder (with --provider tidl)")
     parser.add_argument("--seed", type=int, default=0, help="synthetic source seed (default: 0)")
     parser.add_argument("--no-legend", action="store_true", help="do not draw the class legend")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -62,9 +59,7 @@ def run(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         snapshot_dir=args.snapshot_dir,
         size=parse_size(args.size) if args.size else None,
-        threads=args.threads,
-        provider=args.provider,
-        artifacts=args.artifacts,
+        **runtime_settings(args),
         seed=args.seed,
         legend=not args.no_legend,
         progress=not args.json,

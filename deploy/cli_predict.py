@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from .cli_bench import add_runtime_flags, provider_options
+from .cli_bench import add_runtime_flags, runtime_settings
 
 EXAMPLES = """output: OUT/<format>/<input's path in SOURCE, as .png>, one sub-folder per format:
   trainid  class ids (0..18 for Cityscapes), single-channel
@@ -65,10 +65,7 @@ def run(args: argparse.Namespace) -> int:
         opacity=args.opacity,
         max_frames=args.max_frames,
         overwrite=args.overwrite,
-        provider=args.provider,
-        threads=args.threads,
-        artifacts=args.artifacts,
-        tidl_options=provider_options(args.tidl_option),
+        **runtime_settings(args),
         progress=not args.no_progress,
     )
     result = predict_folder(args.model, args.source, args.out, cfg)

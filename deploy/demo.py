@@ -51,9 +51,10 @@ class DemoConfig:
         max_frames: stop after this many processed frames (None: until the source ends).
         snapshot_dir: where the ``s`` key saves PNG snapshots.
         size: (H, W) of synthetic frames / resolution requested from a camera (None: default).
-        threads: ONNX Runtime intra-op threads (None: ORT's default).
-        provider: ``"cpu"`` or ``"tidl"`` execution provider.
+        threads: ONNX Runtime intra-op threads (default 2, as in bench; None or 0: ORT's default).
+        provider: ``"cpu"``, ``"tidl"`` or ``"openvino"`` execution provider.
         artifacts: TIDL artifacts folder (provider ``"tidl"``).
+        tidl_options, ov_options: the provider's own options, as for :class:`.runtime.Segmenter`.
         seed: seed of the synthetic source.
         legend: draw the legend of classes present.
         progress: show a progress bar when headless.
@@ -66,9 +67,11 @@ class DemoConfig:
     max_frames: int | None = None
     snapshot_dir: str = "snapshots"
     size: tuple[int, int] | None = None
-    threads: int | None = None
+    threads: int | None = 2
     provider: str = "cpu"
     artifacts: str | None = None
+    tidl_options: tuple[tuple[str, str], ...] = ()
+    ov_options: tuple[tuple[str, str], ...] = ()
     seed: int = 0
     legend: bool = True
     progress: bool = True
@@ -154,8 +157,9 @@ def _open_segmenter(model_path: str | Path, cfg: DemoConfig):
     from .runtime import Segmenter
 
     return Segmenter(
-        model_path, threads=cfg.threads, provider=cfg.provider, artifacts=cfg.artifacts
-    )
+        model_path, threads=cfg.threads, provider=cfg.provider, artifacts=cfg.artifacts,
+        tidl_options=dict(cfg.tidl_options) or None, ov_options=dict(cfg.ov_options) or None,
+    )  # fmt: skip
 
 
 def _open_source(spec: Any, cfg: DemoConfig):

@@ -97,7 +97,7 @@ SOCS: dict[str, Soc] = {
     "tda4vm": Soc("tda4vm", 64, 4096, 1.0, 17.07, 8.0, 64, 16.0, 4.0, 0.3, {
         "mma": "TI: 4096 8-bit MACs/cycle (64x64) at 1 GHz (shared/ti-published/README.md)",
         "ddr": "TI: one 32-bit LPDDR4 at 4266 MT/s = 17.07 GB/s peak (same README)",
-        "onchip": "TI: 8 MB MSMC SRAM (J721E TRM; DESIGN.md energy model)",
+        "onchip": "TI: 8 MB MSMC SRAM (J721E TRM; the energy model of gradgroup.deploy.energy)",
         "vector": "assumed: C71x 512-bit vectors, 64 B/cycle",
         "arm": "2x A72 at 2 GHz; " + _ARM, "switch": "assumed: 0.3 ms per subgraph switch",
     }),

@@ -41,7 +41,8 @@ class PredictConfig:
         opacity: weight of the class colours in ``overlay``, 0..1.
         max_frames: stop after the first N inputs (needed for endless sources).
         overwrite: redo every input, also those whose files exist (a resume skips them).
-        provider, threads, artifacts, tidl_options: as for :class:`.runtime.Segmenter`.
+        provider, threads, artifacts, tidl_options, ov_options: as for
+            :class:`.runtime.Segmenter`.
         progress: show a progress bar.
     """
 
@@ -53,6 +54,7 @@ class PredictConfig:
     threads: int | None = 2
     artifacts: str | None = None
     tidl_options: tuple[tuple[str, str], ...] = ()
+    ov_options: tuple[tuple[str, str], ...] = ()
     progress: bool = True
 
 
@@ -188,7 +190,7 @@ def predict_folder(
         )
         seg = Segmenter(
             model, provider=cfg.provider, threads=cfg.threads, artifacts=cfg.artifacts,
-            tidl_options=dict(cfg.tidl_options) or None,
+            tidl_options=dict(cfg.tidl_options) or None, ov_options=dict(cfg.ov_options) or None,
         )  # fmt: skip
         if "labelid" in formats:
             check_cityscapes(seg.meta.classes, f"model {model}")

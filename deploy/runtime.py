@@ -17,33 +17,21 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from .errors import InputError, MissingDependencyError, first_line
+from .errors import InputError, first_line
 from .metadata import ModelMeta, read_meta
 from .preprocess import check_frame, normalize, resize_frame, to_layout
+from .session import PROVIDERS, open_session
 
 if TYPE_CHECKING:
     from .prediction import Prediction
 
 log = logging.getLogger(__name__)
 
-PROVIDERS = ("cpu", "tidl")
-# Our names -> onnxruntime.GraphOptimizationLevel members.
-OPT_LEVELS = {
-    "all": "ORT_ENABLE_ALL",
-    "extended": "ORT_ENABLE_EXTENDED",
-    "basic": "ORT_ENABLE_BASIC",
-    "disabled": "ORT_DISABLE_ALL",
-}
-TIDL_EP = "TIDLExecutionProvider"
 # ORT optimizers that undo gradgroup's int8 rewrites for ORT CPU (calib/ort_rewrites.py): QDQ
 # propagation moves the QuantizeLinear after the input MaxPool back in front of it, turning a
 # 0.4 ms float pool into a 7 ms NCHW uint8 one (bench/NOTES.md). Disabled for models whose
 # metadata says they were calibrated with those rewrites.
 ORT_REWRITES_DISABLED_OPTIMIZERS = ("QDQPropagationTransformer",)
-TIDL_HOWTO = (
-    "install TI's onnxruntime build (the onnxruntime_tidl wheel set up by edgeai-tidl-tools' "
-    "setup.sh, or the Processor SDK image on the board)"
-)
 
 
 def load_onnx(path: str | Path):
@@ -84,8 +72,10 @@ class Segmenter:
 
     Args:
         model_path: an ONNX file exported by gradgroup (others work with default metadata).
-        provider: "cpu" (ORT's CPU provider) or "tidl" (TI's ``TIDLExecutionProvider`` on the
-            C7x/MMA, CPU for the rest; needs TI's onnxruntime build and compiled artifacts).
+        provider: "cpu" (ORT's CPU provider), "tidl" (TI's ``TIDLExecutionProvider`` on the
+            C7x/MMA, CPU for the rest; needs TI's onnxruntime build and compiled artifacts) or
+            "openvino" (Intel's OpenVINO plugin for ORT, ``gradgroup[openvino]``; the whole graph
+            or an error, never a silent CPU fallback). See :mod:`.session`.
         threads: intra-op threads (None: ORT's default).
         artifacts: TIDL artifacts folder (``artifacts_folder``) made by TIDL compilation.
         graph_optimization: ORT graph optimization level: "all", "extended", "basic", "disabled".
@@ -95,6 +85,9 @@ class Segmenter:
         spinning: whether ORT's intra-op threads busy-wait between kernels (None: ORT's default,
             on). Off is faster when other threads share the cores (bench/NOTES.md).
         session_config: further ORT session config entries (``add_session_config_entry``).
+        ov_options: OpenVINO CPU properties by OpenVINO's names (``INFERENCE_PRECISION_HINT``,
+            ``PERFORMANCE_HINT``, ``INFERENCE_NUM_THREADS``, ...); gradgroup's defaults are f32
+            precision and the latency hint.
 
     A model saved through ``optimized_model_path`` loads with ``graph_optimization="disabled"``
     several times faster (no optimization at start-up) and runs at the same speed on the same
@@ -102,7 +95,8 @@ class Segmenter:
 
     Raises:
         InputError: missing/corrupt model, bad option, missing artifacts folder.
-        MissingDependencyError: ``provider="tidl"`` on an onnxruntime without TIDL.
+        MissingDependencyError: ``provider="tidl"`` on an onnxruntime without TIDL, or
+            ``provider="openvino"`` without the plugin or without an Intel CPU.
     """
 
     def __init__(
@@ -116,51 +110,34 @@ class Segmenter:
         tidl_options: dict[str, Any] | None = None,
         spinning: bool | None = None,
         session_config: dict[str, str] | None = None,
+        ov_options: dict[str, Any] | None = None,
     ) -> None:
-        import onnxruntime as ort
-
         if provider not in PROVIDERS:
             raise InputError(f"provider {provider!r} is not one of {', '.join(PROVIDERS)}")
-        if graph_optimization not in OPT_LEVELS:
-            raise InputError(
-                f"graph optimization {graph_optimization!r} is not one of {', '.join(OPT_LEVELS)}"
-            )
-        if threads is not None and threads < 0:
-            raise InputError(f"threads={threads} must be 0 (ORT default) or more")
         self.path = Path(model_path)
         self.provider = provider
         model = load_onnx(self.path)
         check_segmenter(model, self.path)
         self.meta: ModelMeta = read_meta(model)
         _check_meta_matches_graph(self.meta, model, self.path)
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.graph_optimization_level = getattr(
-            ort.GraphOptimizationLevel, OPT_LEVELS[graph_optimization]
+        extra = tidl_options if provider == "tidl" else ov_options
+        if provider == "cpu" and (tidl_options or ov_options):
+            log.warning("TIDL/OpenVINO options are ignored with provider 'cpu'")
+            extra = None
+        # TI's examples open the file by path; the others take the already-checked bytes.
+        self.session = open_session(
+            str(self.path) if provider == "tidl" else model.SerializeToString(),
+            f"model {self.path}",
+            provider=provider,
+            threads=threads,
+            graph_optimization=graph_optimization,
+            artifacts=artifacts if provider == "tidl" else None,
+            provider_options=extra,
+            optimized_model_path=optimized_model_path,
+            spinning=spinning,
+            session_config=session_config,
+            disabled_optimizers=disabled_optimizers(self.meta),
         )
-        if optimized_model_path:
-            options.optimized_model_filepath = str(optimized_model_path)
-        config = dict(session_config or {})
-        if spinning is not None:
-            config["session.intra_op.allow_spinning"] = "1" if spinning else "0"
-        for key, value in config.items():
-            options.add_session_config_entry(key, str(value))
-        providers, provider_options = _providers(provider, artifacts, tidl_options)
-        # TI's examples open the file by path; the CPU provider takes the already-checked bytes.
-        source = str(self.path) if provider == "tidl" else model.SerializeToString()
-        disabled = disabled_optimizers(self.meta) or None
-        try:
-            self.session = ort.InferenceSession(
-                source,
-                options,
-                providers=providers,
-                provider_options=provider_options,
-                disabled_optimizers=disabled,
-            )
-        except Exception as exc:  # ORT raises its own exception types for invalid graphs
-            first = first_line(exc)
-            raise InputError(f"ONNX Runtime cannot load {self.path}: {first}") from None
         self.input_name = self.session.get_inputs()[0].name
         self.threads = threads
 
@@ -247,35 +224,6 @@ def _argmax_channels(logits: np.ndarray) -> np.ndarray:
         np.putmask(ids, logits[k] > best, k)
         np.maximum(best, logits[k], out=best)
     return ids
-
-
-def _providers(
-    provider: str, artifacts: str | Path | None, tidl_options: dict[str, Any] | None
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """ORT provider list and options for ``provider`` (TI's option names for TIDL)."""
-    import onnxruntime as ort
-
-    if provider == "cpu":
-        if tidl_options or artifacts:
-            log.warning("TIDL artifacts/options are ignored with provider 'cpu'")
-        return ["CPUExecutionProvider"], [{}]
-    available = ort.get_available_providers()
-    if TIDL_EP not in available:
-        raise MissingDependencyError(
-            f"{TIDL_EP} is not in this onnxruntime {ort.__version__} "
-            f"(it has {', '.join(available)}); {TIDL_HOWTO}"
-        )
-    if artifacts is None:
-        raise InputError("provider 'tidl' needs the artifacts folder made by TIDL compilation")
-    if not Path(artifacts).is_dir():
-        raise InputError(
-            f"TIDL artifacts folder {artifacts} does not exist; compile the model first"
-        )
-    options: dict[str, Any] = {"artifacts_folder": str(artifacts), "debug_level": 0}
-    options.update(tidl_options or {})
-    # TI's runtime reads every option as a string.
-    options = {k: str(v) for k, v in options.items()}
-    return [TIDL_EP, "CPUExecutionProvider"], [options, {}]
 
 
 def check_segmenter(model: Any, path: str | Path) -> None:

@@ -16,12 +16,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 
-from gradgroup.deploy.errors import RunError, first_line
+from gradgroup.deploy.errors import RunError
 from gradgroup.deploy.preprocess import Preprocess, normalize, to_layout
 from gradgroup.deploy.scenes import render_scene
+from gradgroup.deploy.session import open_session
 from gradgroup.deploy.table import format_table
 
 MAX_ABS_DIFF = 1e-3
@@ -75,14 +75,7 @@ def ort_outputs(
     model: onnx.ModelProto, frames: np.ndarray, spec: Preprocess, input_dtype: str
 ) -> np.ndarray:
     """Run the graph on each frame (as deploy would prepare it); outputs concatenated on axis 0."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    try:
-        sess = ort.InferenceSession(
-            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
-    except Exception as exc:  # ORT raises its own exception types for invalid graphs
-        raise RunError(f"ONNX Runtime cannot load the exported graph: {first_line(exc)}") from None
+    sess = open_session(model.SerializeToString(), "the exported graph", threads=1, error=RunError)
     name = sess.get_inputs()[0].name
     outs = []
     for rgb in frames:

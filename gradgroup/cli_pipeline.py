@@ -46,6 +46,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bench-seconds", type=float, default=d.bench_seconds)
     parser.add_argument("--demo-frames", type=int, default=d.demo_frames)
     parser.add_argument("--threads", type=int, default=d.threads, help="ONNX Runtime threads")
+    parser.add_argument(
+        "--provider",
+        choices=("cpu", "openvino"),
+        default=d.provider,
+        help="execution provider of the benchmark and the demo (openvino: Intel CPUs, "
+        'pip install "gradgroup[openvino]")',
+    )
     parser.add_argument("--fps-target", type=float, default=d.fps_target)
     parser.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"))
     parser.add_argument("--seed", type=int, default=d.seed)
@@ -59,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, init=args.init, baseline_init=args.baseline_init,
         lr=args.lr, max_drop=args.max_drop,
         bench_seconds=args.bench_seconds, demo_frames=args.demo_frames, threads=args.threads,
-        fps_target=args.fps_target, device=args.device, seed=args.seed,
+        provider=args.provider, fps_target=args.fps_target, device=args.device, seed=args.seed,
     )  # fmt: skip
     from tqdm.contrib.logging import logging_redirect_tqdm
 

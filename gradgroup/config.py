@@ -40,6 +40,8 @@ class PipelineConfig:
         bench_seconds: timed seconds per model in the benchmark.
         demo_frames: frames of the synthetic drive rendered to the demo video.
         threads: ONNX Runtime threads for the benchmark and the demo.
+        provider: execution provider of the benchmark and the demo: ``cpu`` or ``openvino``
+            (``tidl`` needs compiled artifacts: bench those with ``gradgroup bench``).
         fps_target: the frame-rate budget.
         device: ``auto``, ``cpu`` or ``cuda`` for training.
         seed: seeds training and the scenes.
@@ -60,6 +62,7 @@ class PipelineConfig:
     bench_seconds: float = 4.0
     demo_frames: int = 60
     threads: int = 2
+    provider: str = "cpu"
     fps_target: float = 30.0
     device: str = "auto"
     seed: int = 0
@@ -72,6 +75,12 @@ class PipelineConfig:
         for flag, value in (("--init", self.init), ("--baseline-init", self.baseline_init)):
             if value not in ("shipped", "none") and not Path(value).expanduser().is_file():
                 raise InputError(f"{flag} {value}: no such checkpoint (or use shipped / none)")
+        if self.provider not in ("cpu", "openvino"):
+            raise InputError(
+                f"--provider {self.provider}: the pipeline benchmarks on cpu or openvino; "
+                "TIDL needs compiled artifacts (gradgroup calib --target tidl, then gradgroup "
+                "bench --provider tidl --artifacts DIR)"
+            )
         if self.arch == self.baseline:
             raise InputError(f"--arch and --baseline are both {self.arch!r}; pick two models")
 

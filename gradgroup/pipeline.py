@@ -131,6 +131,10 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> PipelineResult:
     start = time.perf_counter()
     out = Path(cfg.out)
     check_writable(out, "--out", folder=True)
+    if cfg.provider == "openvino":  # a missing plugin fails now, not after the training
+        from gradgroup.deploy.session import openvino_devices
+
+        openvino_devices()
     with folder_lock(out, "pipeline"):  # two pipelines in one folder would mix their stages
         return _run_stages(cfg, out, start, progress)
 

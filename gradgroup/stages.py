@@ -244,7 +244,8 @@ def bench_models(cfg: PipelineConfig, out: Path, results: Results, progress: boo
             accuracy[Path(cal.int8_onnx).name] = cal.accuracy.int8_miou / 100.0
     acc_path = write_text(out / "accuracy.json", to_json(accuracy, indent=2))
     bcfg = BenchConfig(
-        threads=cfg.threads, duration=cfg.bench_seconds, warmup=1.0, fps_target=cfg.fps_target,
+        threads=cfg.threads, provider=cfg.provider, duration=cfg.bench_seconds, warmup=1.0,
+        fps_target=cfg.fps_target,
         accuracy=str(acc_path), progress=progress,
     )  # fmt: skip
     tables: dict[str, BenchTable] = {}
@@ -306,6 +307,7 @@ def run_demo_video(cfg: PipelineConfig, out: Path, results: Results, progress: b
         model, "synthetic",
         DemoConfig(out=str(out / "demo.mp4"), max_frames=cfg.demo_frames, show=False,
                    size=(2 * cfg.size[0], 2 * cfg.size[1]), threads=cfg.threads,
+                   provider=cfg.provider,
                    fps_target=cfg.fps_target, seed=cfg.seed, progress=progress),
     )  # fmt: skip
     tqdm.write(demo.line())

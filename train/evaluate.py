@@ -40,6 +40,13 @@ class EvalConfig:
     limit: int | None = None  # at most this many images
     device: str = "auto"  # for checkpoints
     progress: bool = True
+    # ONNX models: the runtime they are scored on (as for deploy.runtime.Segmenter), so the
+    # accuracy is the target provider's, not ORT CPU's.
+    provider: str = "cpu"
+    threads: int | None = 2
+    artifacts: str | None = None
+    tidl_options: tuple[tuple[str, str], ...] = ()
+    ov_options: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,7 @@ class EvalResult:
 
     model: str
     kind: str  # checkpoint | onnx
+    provider: str  # what scored it: torch for checkpoints, else cpu | tidl | openvino
     data: str
     split: str
     images: int
@@ -72,7 +80,10 @@ def evaluate_path(model: str | Path, cfg: EvalConfig = EvalConfig()) -> EvalResu
     if suffix == ".onnx":
         from gradgroup.deploy.runtime import Segmenter
 
-        seg = Segmenter(path)
+        seg = Segmenter(
+            path, provider=cfg.provider, threads=cfg.threads, artifacts=cfg.artifacts,
+            tidl_options=dict(cfg.tidl_options) or None, ov_options=dict(cfg.ov_options) or None,
+        )  # fmt: skip
         predict, spec, classes = seg.predict_rgb, seg.meta.preprocess, seg.meta.classes
     elif suffix in (".pt", ".pth"):
         predict, spec, classes = _checkpoint_predictor(path, cfg.device)
@@ -90,7 +101,8 @@ def evaluate_path(model: str | Path, cfg: EvalConfig = EvalConfig()) -> EvalResu
     metrics = evaluate(predict, _pairs(data, total), spec, classes.num_classes, total=total,
                        progress=cfg.progress)  # fmt: skip
     return EvalResult(
-        model=str(path), kind="onnx" if suffix == ".onnx" else "checkpoint", data=cfg.data,
+        model=str(path), kind="onnx" if suffix == ".onnx" else "checkpoint",
+        provider=cfg.provider if suffix == ".onnx" else "torch", data=cfg.data,
         split=cfg.split, images=total, size=spec.size, miou=metrics.miou,
         pixel_accuracy=metrics.pixel_accuracy, iou=metrics.to_dict(classes.names)["iou"],
         seconds=time.perf_counter() - start,

@@ -236,17 +236,13 @@ def test_fast_argmax_matches_numpy_with_ties():
 
 
 def test_tidl_options_use_ti_names(tmp_path, monkeypatch):
-    from gradgroup.deploy import runtime
+    from gradgroup.deploy.session import tidl_provider_options
 
     # Only the provider list is faked: this checks the options handed to TI's provider.
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["TIDLExecutionProvider", "CPU"])
-    providers, options = runtime._providers("tidl", tmp_path, {"debug_level": 2, "core_number": 1})
-    assert providers == ["TIDLExecutionProvider", "CPUExecutionProvider"]
-    assert options == [
-        {"artifacts_folder": str(tmp_path), "debug_level": "2", "core_number": "1"},
-        {},
-    ]
+    options = tidl_provider_options(tmp_path, {"debug_level": 2, "core_number": 1})
+    assert options == {"artifacts_folder": str(tmp_path), "debug_level": "2", "core_number": "1"}
     with pytest.raises(InputError, match="artifacts folder"):
-        runtime._providers("tidl", None, None)
+        tidl_provider_options(None, None)
     with pytest.raises(InputError, match="does not exist"):
-        runtime._providers("tidl", tmp_path / "missing", None)
+        tidl_provider_options(tmp_path / "missing", None)
