@@ -64,7 +64,7 @@ def openvino_runner(path: Path, threads: int, precision: str | None, seg) -> Run
 
 def engines(path: Path, threads: int) -> tuple[dict[str, Runner | str], object]:
     """Every engine that runs here as a runner; the others as the one-line reason."""
-    from gradgroup.deploy.errors import GradgroupError
+    from gradgroup.deploy.errors import GradgroupError, first_line
 
     cpu, seg = ort_runner(path, "cpu", threads)
     out: dict[str, Runner | str] = {"ort-cpu": cpu}
@@ -77,6 +77,8 @@ def engines(path: Path, threads: int) -> tuple[dict[str, Runner | str], object]:
             out[name] = openvino_runner(path, threads, precision, seg)
         except ImportError:
             out[name] = "OpenVINO's runtime is not installed (pip install openvino)"
+        except Exception as exc:  # OpenVINO refuses the graph: say why, measure the rest
+            out[name] = f"OpenVINO cannot compile {path.name}: {first_line(exc)}"
     return out, seg
 
 
@@ -91,7 +93,7 @@ def median_ms(run: Runner, x: np.ndarray, runs: int) -> float:
 
 def measure(paths: list[Path], args: argparse.Namespace) -> dict:
     """Latency rounds and agreement for every (model, engine)."""
-    from gradgroup.deploy.graph_stats import graph_stats
+    from gradgroup.deploy.graph.stats import graph_stats
     from gradgroup.deploy.scenes import render_scene
 
     built = {p: engines(p, args.threads) for p in paths}

@@ -203,7 +203,7 @@ def zoo_tables(archs: list[str], sizes: list[str], work: Path, fps: float) -> tu
 
 
 def _macs(work: Path, arch: str, size: str) -> float:
-    from gradgroup.deploy.graph_stats import graph_stats
+    from gradgroup.deploy.graph.stats import graph_stats
 
     h, w = size.split("x")
     return graph_stats(work / f"{arch}_{h}x{w}.tidl.onnx").macs / 1e9
@@ -212,7 +212,7 @@ def _macs(work: Path, arch: str, size: str) -> float:
 def _pointwise(work: Path, arch: str, size: str) -> tuple[float, float]:
     """(GMACs, TDA4VM int8 estimate ms) of the 1x1 convs, dense or grouped, of the TIDL graph."""
     from gradgroup.deploy.estimate import estimate_layers
-    from gradgroup.deploy.graph_stats import layer_table
+    from gradgroup.deploy.graph.stats import layer_table
 
     h, w = size.split("x")
     layers = layer_table(work / f"{arch}_{h}x{w}.tidl.onnx")

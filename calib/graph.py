@@ -25,7 +25,7 @@ import onnx
 from onnx import numpy_helper
 
 from gradgroup.deploy.errors import RunError
-from gradgroup.deploy.onnx_graph import Graph, drop_unused_initializers
+from gradgroup.deploy.graph.core import Graph, drop_unused_initializers
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from gradgroup.deploy.onnx_graph import Graph, attr, tensor_shape, toposort
+from gradgroup.deploy.graph.core import Graph, attr, tensor_shape, toposort
 
 MOVEMENT_OPS = ("DepthToSpace", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
 DENSE_POINTWISE_MAX_GROUPS = 4  # measured break-even near 6 (bench/NOTES.md)

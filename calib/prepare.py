@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from gradgroup.deploy.errors import InputError, RunError, first_line
-from gradgroup.deploy.runtime import check_segmenter, load_onnx
+from gradgroup.deploy.graph.core import load_onnx
+from gradgroup.deploy.runtime import check_segmenter
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def prepare(model, workdir: Path, ort_rewrites: bool = False) -> Path:
     import onnx
     from onnxruntime.quantization import quant_pre_process
 
-    from gradgroup.deploy.onnx_graph import drop_unused_initializers
+    from gradgroup.deploy.graph.core import drop_unused_initializers
 
     from .graph import bn_to_depthwise_conv, fold_bn_into_conv_transpose
 

@@ -179,8 +179,9 @@ def compile_tidl(model_path: str | Path, artifacts: str | Path, cfg: TidlConfig)
         InputError: unreadable model, unusable calibration set, artifacts path is a file.
         RunError: the compile failed.
     """
+    from gradgroup.deploy.graph.core import load_onnx
     from gradgroup.deploy.metadata import read_meta
-    from gradgroup.deploy.runtime import check_segmenter, load_onnx
+    from gradgroup.deploy.runtime import check_segmenter
     from gradgroup.deploy.session import tidl_compile_session
 
     from .graph import quantized_ops

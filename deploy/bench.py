@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .energy import EnergyEstimate, RaplMeter, dram_mj_from_bytes, estimate_energy, ti_ddr_bytes
 from .errors import InputError
-from .graph_stats import graph_stats
+from .graph.stats import graph_stats
 from .runtime import Segmenter
 from .scenes import render_scene
 

@@ -21,8 +21,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .graph.tidl_check import UNSUPPORTED, UNVERIFIED, check_tidl, count_findings
     from .table import format_table
-    from .tidl_check import UNSUPPORTED, UNVERIFIED, check_tidl, count_findings
 
     findings = check_tidl(args.model)
     counts = count_findings(findings)

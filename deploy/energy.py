@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
-from .graph_stats import GraphStats
+from .graph.stats import GraphStats
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def estimate_energy(
     """Energy per frame of a graph under the rule in the module docstring.
 
     Args:
-        stats: counts from :func:`gradgroup.deploy.graph_stats.graph_stats`.
+        stats: counts from :func:`gradgroup.deploy.graph.stats.graph_stats`.
         fps: frame rate for the power figure.
         sram_mb: on-chip SRAM budget in MB (10^6 bytes).
 

@@ -2,7 +2,7 @@
 
 Torch-free: a per-layer roofline of the accelerator, from the ONNX graph alone. Every figure it
 gives is an **estimate**, with the error band measured against TI's published TDA4VM numbers
-(``bench/soc_estimate.py``, ``bench/SOC_ESTIMATE.md``). Per layer (``graph_stats.layer_table``):
+(``bench/soc_estimate.py``, ``bench/SOC_ESTIMATE.md``). Per layer (``graph.stats.layer_table``):
 
 - **MMA compute**: MACs / (utilization x MACs per cycle x clock x ``mma_efficiency``). The MMA
   multiplies a row of ``P`` inputs by a ``P x P`` weight panel per cycle (P = 64 on TDA4VM,
@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .graph_stats import Layer, layer_table
+from .graph.stats import Layer, layer_table
 
 KINDS = ("dense", "grouped", "depthwise", "transposed", "other", "arm")
 # Fused into the layer before them by TIDL, or metadata only: no layer, no time.
@@ -334,8 +334,8 @@ def estimate(
     Raises:
         InputError: unknown SoC, bad bits, unreadable model or uninferable shapes.
     """
-    from .runtime import load_onnx
-    from .tidl_check import UNSUPPORTED, check_tidl
+    from .graph.core import load_onnx
+    from .graph.tidl_check import UNSUPPORTED, check_tidl
 
     chip_facts = soc(chip)
     if bits not in (8, 16):

@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable
 from functools import partial
 
-from .graph_stats import Layer
+from .graph.stats import Layer
 
 
 class Net:

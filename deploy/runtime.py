@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from .errors import InputError, first_line
+from .errors import InputError
+from .graph.core import load_onnx
 from .metadata import ModelMeta, read_meta
 from .preprocess import check_frame, normalize, resize_frame, to_layout
 from .session import PROVIDERS, open_session
@@ -32,24 +33,6 @@ log = logging.getLogger(__name__)
 # 0.4 ms float pool into a 7 ms NCHW uint8 one (bench/NOTES.md). Disabled for models whose
 # metadata says they were calibrated with those rewrites.
 ORT_REWRITES_DISABLED_OPTIMIZERS = ("QDQPropagationTransformer",)
-
-
-def load_onnx(path: str | Path):
-    """Load and sanity-check an ONNX file; raises InputError for a missing or corrupt one."""
-    import onnx
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"model {path} does not exist")
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError, ValueError, OSError... for bad files
-        first = first_line(exc)
-        raise InputError(f"model {path} is not a readable ONNX file ({first})") from None
-    # An empty file (or any byte string protobuf accepts) parses as an empty model.
-    if not model.graph.node or not model.graph.output:
-        raise InputError(f"model {path} holds no ONNX graph (an empty or truncated file?)")
-    return model
 
 
 @dataclass

@@ -25,9 +25,9 @@ from gradgroup import __version__
 from gradgroup.deploy.calibset import save_calibset
 from gradgroup.deploy.errors import InputError, RunError
 from gradgroup.deploy.fileio import atomic_path, check_writable, to_json, write_text_atomic
+from gradgroup.deploy.graph.core import grouped_conv_count
+from gradgroup.deploy.graph.tidl_check import UNSUPPORTED, check_tidl, count_findings
 from gradgroup.deploy.metadata import ModelMeta, write_meta
-from gradgroup.deploy.onnx_graph import grouped_conv_count
-from gradgroup.deploy.tidl_check import UNSUPPORTED, check_tidl, count_findings
 from gradgroup.train.checkpoint import (
     checkpoint_classes,
     checkpoint_preprocess,

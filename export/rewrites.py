@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 
 from gradgroup.deploy.errors import InputError
-from gradgroup.deploy.onnx_graph import Graph, attr, tensor_shape
+from gradgroup.deploy.graph.core import Graph, attr, tensor_shape
 
 log = logging.getLogger(__name__)
 

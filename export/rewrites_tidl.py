@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from gradgroup.deploy.onnx_graph import Graph, attr, set_attr
+from gradgroup.deploy.graph.core import Graph, attr, set_attr
 
 from .rewrites import register
 

@@ -3,7 +3,7 @@
 MACs count multiply-accumulates of convolutions only (the convention of the paper's table):
 ``Conv`` = output elements x (C_in / groups) x kh x kw; ``ConvTranspose`` = input elements x
 (C_out / groups) x kh x kw. A gradual-grouping layer counts as the grouped conv it becomes. The
-ONNX-graph counter in ``gradgroup.deploy.graph_stats`` uses the same rules, so both agree.
+ONNX-graph counter in ``gradgroup.deploy.graph.stats`` uses the same rules, so both agree.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from gradgroup.deploy.bench import (
 from gradgroup.deploy.bench_report import format_report, report_dict
 from gradgroup.deploy.calibset import save_calibset
 from gradgroup.deploy.errors import InputError, MissingDependencyError
-from gradgroup.deploy.graph_stats import graph_stats
+from gradgroup.deploy.graph.stats import graph_stats
 from gradgroup.deploy.metadata import ModelMeta, read_meta, write_meta
 from gradgroup.deploy.preprocess import Preprocess
 

@@ -11,7 +11,7 @@ from gradgroup.deploy.energy import (
     ti_ddr_bytes,
 )
 from gradgroup.deploy.errors import InputError
-from gradgroup.deploy.graph_stats import GraphStats, TensorUse, graph_stats
+from gradgroup.deploy.graph.stats import GraphStats, TensorUse, graph_stats
 
 MB = 1_000_000
 

@@ -4,7 +4,7 @@ import onnx
 import pytest
 
 from gradgroup.deploy.errors import InputError, first_line
-from gradgroup.deploy.graph_stats import graph_stats
+from gradgroup.deploy.graph.stats import graph_stats
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx_fixtures import export_tiny_onnx, int8_model
 
 from gradgroup.deploy.errors import InputError
-from gradgroup.deploy.graph_stats import graph_stats
+from gradgroup.deploy.graph.stats import graph_stats
 
 SIZE = (32, 64)
 

@@ -7,7 +7,7 @@ from gradgroup.deploy.classes import CITYSCAPES
 from gradgroup.deploy.errors import InputError
 from gradgroup.deploy.scenes import SceneSequence, render_scene
 
-TRAIN = 16  # never drawn: a tram needs rails and its own street layout (see scenes.py)
+TRAIN = 16  # never drawn: a tram needs rails and its own street layout (deploy/scenes/render.py)
 
 
 def test_same_seed_same_arrays_and_seeds_differ():
@@ -102,8 +102,8 @@ def test_sequence_moves_and_is_deterministic():
 
 def test_label_edges_are_image_edges_before_noise():
     """Image and labels come from the same fills: where the class changes, so does the colour."""
-    from gradgroup.deploy.scene_layout import World
-    from gradgroup.deploy.scenes import _paint
+    from gradgroup.deploy.scenes.layout import World
+    from gradgroup.deploy.scenes.render import _paint
 
     agree = []
     for seed in range(10):

@@ -20,7 +20,7 @@ from gradgroup.deploy.estimate import (
     soc,
 )
 from gradgroup.deploy.estimate_fit import fit_report
-from gradgroup.deploy.graph_stats import layer_table
+from gradgroup.deploy.graph.stats import layer_table
 from gradgroup.deploy.reference_nets import Net
 
 CSV = Path(__file__).resolve().parents[2] / "bench" / "ti_tda4vm_latency.csv"

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from gradgroup.cli import main
 from gradgroup.deploy.errors import InputError
-from gradgroup.deploy.tidl_check import UNSUPPORTED, UNVERIFIED, check_tidl, count_findings
+from gradgroup.deploy.graph.tidl_check import UNSUPPORTED, UNVERIFIED, check_tidl, count_findings
 
 
 def _model(nodes, inits=None, in_shape=(1, 8, 16, 16), out_shape=None, out_type=TensorProto.FLOAT):
@@ -190,7 +190,7 @@ def test_checker_runs_without_torch(tmp_path):
     onnx.save(_dw((3, 1)), path)
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "from gradgroup.deploy.tidl_check import check_tidl\n"
+        "from gradgroup.deploy.graph.tidl_check import check_tidl\n"
         f"print(len(check_tidl({str(path)!r})))\n"
         "from gradgroup.cli import main\n"
         f"sys.exit(main(['check', {str(path)!r}]))\n"

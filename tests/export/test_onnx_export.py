@@ -13,8 +13,8 @@ from onnx import numpy_helper
 
 from gradgroup.deploy.calibset import load_calibset
 from gradgroup.deploy.errors import InputError, RunError
+from gradgroup.deploy.graph.core import attr
 from gradgroup.deploy.metadata import read_meta
-from gradgroup.deploy.onnx_graph import attr
 from gradgroup.deploy.preprocess import normalize, to_layout
 from gradgroup.deploy.scenes import render_scene
 from gradgroup.export import verify

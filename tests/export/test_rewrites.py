@@ -7,7 +7,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx_fixtures import run_ort
 
 from gradgroup.deploy.errors import InputError
-from gradgroup.deploy.onnx_graph import attr
+from gradgroup.deploy.graph.core import attr
 from gradgroup.export.rewrites import REWRITES, apply_rewrites, shuffle_permutation
 
 RNG = np.random.default_rng(0)

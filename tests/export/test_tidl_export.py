@@ -4,8 +4,8 @@ import onnx
 import pytest
 
 from gradgroup.deploy.errors import RunError
-from gradgroup.deploy.onnx_graph import attr
-from gradgroup.deploy.tidl_check import UNSUPPORTED, check_tidl
+from gradgroup.deploy.graph.core import attr
+from gradgroup.deploy.graph.tidl_check import UNSUPPORTED, check_tidl
 from gradgroup.export.onnx_export import ExportConfig, export_onnx
 from gradgroup.train.models import ZOO, parse_arch
 

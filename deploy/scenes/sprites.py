@@ -1,8 +1,8 @@
 """Sprites for the procedural scenes: people, riders, two-wheelers, poles, signs, lights, trees.
 
-Each function turns an object's parameters (drawn by :mod:`.scene_layout`) into a list of parts
+Each function turns an object's parameters (drawn by :mod:`.layout`) into a list of parts
 ``(kind, class_id, rgb, *geometry)`` in metres — ``u`` to the right, ``v`` up from the ground
-point — that :meth:`.scene_objects.Painter.sprite` scales by f/Z and fills. ``coarse`` gives a
+point — that :meth:`.objects.Painter.sprite` scales by f/Z and fills. ``coarse`` gives a
 cheaper version with the same silhouette for objects only a few pixels tall.
 """
 
@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .scene_objects import (
+from .objects import (
     BICYCLE,
     LIGHT,
     MOTORCYCLE,

@@ -1,7 +1,7 @@
 """Procedural street scenes with Cityscapes train ids: the built-in data for training and demos.
 
 ``render_scene(seed, size)`` returns an RGB image and its label map (train ids 0..18; class names
-and colours in :data:`.classes.CITYSCAPES`). A scene is a straight or gently curving street seen
+and colours in :data:`..classes.CITYSCAPES`). A scene is a straight or gently curving street seen
 from a car: road with lane marks, curbs, sidewalks, terrain, buildings with windows, walls,
 fences, hedges, trees, poles with lamps, signs and traffic lights, parked and moving cars, trucks
 and buses, pedestrians, cyclists and motorcyclists, and a distant skyline under a varied sky.
@@ -20,9 +20,9 @@ layout, and Cityscapes itself has very few train pixels.
 Cost (one core, CPU time): about 12 ms per 256x512 scene and 22 ms per 512x1024 scene.
 
 :class:`SceneSequence` drives a camera down one such street over time (objects move, people
-walk), for demos and benchmarks. What is where comes from :mod:`.scene_layout`; vehicles and the
-painter are in :mod:`.scene_objects`, people, two-wheelers, poles and trees in
-:mod:`.scene_sprites`.
+walk), for demos and benchmarks. What is where comes from :mod:`.layout`; vehicles and the
+painter are in :mod:`.objects`, people, two-wheelers, poles and trees in
+:mod:`.sprites`.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ import functools
 import cv2
 import numpy as np
 
-from . import scene_objects as so
-from . import scene_sprites as sp
-from .errors import InputError
-from .scene_layout import FPS, SEG, Z_FAR, World, rng_for
+from ..errors import InputError
+from . import objects as so
+from . import sprites as sp
+from .layout import FPS, SEG, Z_FAR, World, rng_for
 
 # Per-class texture strength (fine grain, blotches) in 0..255 units; scaled per scene.
 _FINE = np.array([5, 4, 3, 5, 2, 2, 1, 1, 18, 12, 0.6, 3, 3, 2, 2, 2, 2, 2, 2, 0], np.float32)

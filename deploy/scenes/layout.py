@@ -14,9 +14,9 @@ import random
 
 import numpy as np
 
-from . import scene_objects as so
-from . import scene_sprites as sp
-from .scene_objects import jitter
+from . import objects as so
+from . import sprites as sp
+from .objects import jitter
 
 SEG = 12.0  # metres of street per segment
 Z_FAR = 120.0  # metres: the last segment drawn; a distant skyline closes the view

@@ -4,7 +4,7 @@ Every fill writes colour and class id together into one 4-channel canvas, so ima
 agree pixel for pixel. Geometry is in metres in a road-aligned frame (X lateral, Y up, Z forward
 from the camera) and projected by a pinhole camera, so objects shrink with depth and converge to
 the vanishing point. Flat objects facing the camera (people, riders, poles, signs, lights, trees;
-see :mod:`.scene_sprites`) are "sprites": 2-D shapes in metres scaled by f/Z.
+see :mod:`.sprites`) are "sprites": 2-D shapes in metres scaled by f/Z.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError, first_line
-from .runtime import load_onnx
+from ..errors import InputError, first_line
+from .core import load_onnx
 
 log = logging.getLogger(__name__)
 

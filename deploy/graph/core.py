@@ -10,10 +10,29 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+from ..errors import InputError, first_line
+
+
+def load_onnx(path: str | Path):
+    """Load and sanity-check an ONNX file; raises InputError for a missing or corrupt one."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"model {path} does not exist")
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError, ValueError, OSError... for bad files
+        first = first_line(exc)
+        raise InputError(f"model {path} is not a readable ONNX file ({first})") from None
+    # An empty file (or any byte string protobuf accepts) parses as an empty model.
+    if not model.graph.node or not model.graph.output:
+        raise InputError(f"model {path} holds no ONNX graph (an empty or truncated file?)")
+    return model
 
 
 class Graph:

@@ -297,7 +297,7 @@ def check_tidl(model_or_path: Any) -> list[Finding]:
         InputError: the file is missing or not ONNX.
     """
     if isinstance(model_or_path, (str, Path)):
-        from .runtime import load_onnx
+        from .core import load_onnx
 
         model_or_path = load_onnx(model_or_path)
     m = _Model(model_or_path)
