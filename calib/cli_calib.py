@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gradgroup.deploy.cli_config import config_from_args
 from gradgroup.deploy.fileio import to_json
 
 EXAMPLES = """examples:
@@ -21,6 +22,12 @@ EXAMPLES = """examples:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    """The flags, with defaults and choices from :class:`~.quantize.CalibConfig` and
+    :class:`~.tidl.TidlConfig`."""
+    from .quantize import METHODS, TYPES, CalibConfig
+    from .tidl import SOCS, TidlConfig
+
+    d, tc = CalibConfig(), TidlConfig()
     parser.epilog = EXAMPLES
     parser.add_argument(
         "model", help="fp32 ONNX model from gradgroup export (a QDQ model for TIDL)"
@@ -45,26 +52,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
     q = parser.add_argument_group("ONNX Runtime quantization (--target ort)")
     q.add_argument(
         "--method",
-        choices=("minmax", "entropy", "percentile"),
-        default="percentile",
+        choices=tuple(METHODS),
+        default=d.method,
         help="calibration method (percentile: best fp32 agreement on the zoo, bench/NOTES.md)",
     )
     q.add_argument(
-        "--percentile", type=float, default=99.99, help="percentile for --method percentile"
+        "--percentile", type=float, default=d.percentile, help="percentile for --method percentile"
     )
     q.add_argument(
         "--per-channel",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=d.per_channel,
         help="per-output-channel weight scales",
     )
     q.add_argument(
         "--activation-type",
-        choices=("u8", "s8"),
-        default=None,
+        choices=tuple(TYPES),
+        default=d.activation_type,
         help="activation type (default: u8 on x86, s8 elsewhere)",
     )
-    q.add_argument("--weight-type", choices=("s8", "u8"), default="s8", help="weight type")
+    q.add_argument("--weight-type", choices=tuple(TYPES), default=d.weight_type, help="weight type")
     q.add_argument(
         "--symmetric-activations",
         action="store_true",
@@ -78,14 +85,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     q.add_argument(
         "--ort-rewrites",
         action=argparse.BooleanOptionalAction,
-        default=None,
+        default=d.ort_rewrites,
         help="rewrite the graph exactly for ORT CPU's int8 kernels (sub-pixel transposed convs, "
-        "dense few-group 1x1, shuffles folded); off for --power-of-2",
+        "dense few-group 1x1, shuffles folded; default: on, off for --power-of-2)",
     )
     q.add_argument(
         "--reduce-range",
         action=argparse.BooleanOptionalAction,
-        default=None,
+        default=d.reduce_range,
         help="7-bit weights (default: on only for u8/s8 on x86 without VNNI)",
     )
     q.add_argument("--op-types", nargs="+", metavar="OP", help="op types to quantize (default all)")
@@ -104,17 +111,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a.add_argument(
         "--max-float-layers",
         type=int,
-        default=8,
+        default=d.max_float_layers,
         help="at most N tries (layers kept in float) in the --max-drop loop",
     )
     a.add_argument(
         "--eval-data",
-        default="synthetic",
+        default=d.eval_data,
         help="labelled data: synthetic, cityscapes:DIR or folder:DIR",
     )
-    a.add_argument("--eval-frames", type=int, default=16, help="evaluation frames")
+    a.add_argument("--eval-frames", type=int, default=d.eval_frames, help="evaluation frames")
     a.add_argument(
-        "--sqnr-frames", type=int, default=4, help="calibration frames for per-tensor SQNR"
+        "--sqnr-frames",
+        type=int,
+        default=d.sqnr_frames,
+        help="calibration frames for per-tensor SQNR",
     )
     a.add_argument(
         "--no-eval", dest="evaluate", action="store_false", help="skip the fp32/int8 evaluation"
@@ -124,17 +134,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument(
         "--tidl-tools", metavar="PATH", help="TI's tidl_tools folder (default $TIDL_TOOLS_PATH)"
     )
+    t.add_argument("--soc", choices=tuple(SOCS), default=tc.soc, help="target SoC")
     t.add_argument(
-        "--soc", choices=("am68a", "am69a", "am62a", "tda4vm"), default="am68a", help="target SoC"
-    )
-    t.add_argument("--tensor-bits", type=int, choices=(8, 16), default=8, help="TIDL tensor bits")
-    t.add_argument(
-        "--accuracy-level", type=int, choices=(0, 1, 9), default=1, help="TIDL accuracy_level"
+        "--tensor-bits", type=int, choices=(8, 16), default=tc.tensor_bits, help="TIDL tensor bits"
     )
     t.add_argument(
-        "--calibration-iterations", type=int, default=5, help="TIDL bias-calibration iterations"
+        "--accuracy-level",
+        type=int,
+        choices=(0, 1, 9),
+        default=tc.accuracy_level,
+        help="TIDL accuracy_level",
     )
-    t.add_argument("--debug-level", type=int, default=0, help="TIDL debug_level")
+    t.add_argument(
+        "--calibration-iterations",
+        type=int,
+        default=tc.calibration_iterations,
+        help="TIDL bias-calibration iterations",
+    )
+    t.add_argument("--debug-level", type=int, default=tc.debug_level, help="TIDL debug_level")
     t.add_argument(
         "--deny-list", nargs="+", default=[], metavar="OP", help="op types kept off the accelerator"
     )
@@ -150,17 +167,7 @@ def _default_out(model: str, target: str, soc: str) -> Path:
 def _run_tidl(args: argparse.Namespace, out: Path) -> int:
     from .tidl import TidlConfig, compile_tidl
 
-    cfg = TidlConfig(
-        tidl_tools=args.tidl_tools,
-        soc=args.soc,
-        set_path=args.set_path,
-        tensor_bits=args.tensor_bits,
-        accuracy_level=args.accuracy_level,
-        calibration_frames=args.calib_frames,
-        calibration_iterations=args.calibration_iterations,
-        debug_level=args.debug_level,
-        deny_list=tuple(args.deny_list),
-    )
+    cfg = config_from_args(TidlConfig, args, {"calib_frames": "calibration_frames"})
     result = compile_tidl(args.model, out, cfg)
     print(to_json(result.to_dict(), indent=2) if args.json else result.summary())
     return 0
@@ -174,27 +181,7 @@ def run(args: argparse.Namespace) -> int:
     from .accuracy import AccuracyReport, format_report
     from .quantize import CalibConfig, quantize
 
-    cfg = CalibConfig(
-        set_path=args.set_path,
-        method=args.method,
-        percentile=args.percentile,
-        per_channel=args.per_channel,
-        activation_type=args.activation_type,
-        weight_type=args.weight_type,
-        symmetric_activations=args.symmetric_activations,
-        power_of_2=args.power_of_2,
-        ort_rewrites=args.ort_rewrites,
-        reduce_range=args.reduce_range,
-        op_types=tuple(args.op_types) if args.op_types else None,
-        nodes_to_exclude=tuple(args.exclude),
-        calib_frames=args.calib_frames,
-        max_drop=args.max_drop,
-        max_float_layers=args.max_float_layers,
-        evaluate=args.evaluate,
-        eval_data=args.eval_data,
-        eval_frames=args.eval_frames,
-        sqnr_frames=args.sqnr_frames,
-    )
+    cfg = config_from_args(CalibConfig, args, {"exclude": "nodes_to_exclude"})
     result = quantize(args.model, out, cfg)
     if args.json:
         print(to_json(result.to_dict(), indent=2))

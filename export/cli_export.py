@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from gradgroup.deploy.cli_config import config_from_args
 from gradgroup.deploy.fileio import to_json
 from gradgroup.deploy.preprocess import parse_size
 
@@ -15,38 +16,53 @@ EXAMPLES = """examples:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    """The flags, with defaults and choices taken from :class:`~.onnx_export.ExportConfig`."""
+    from .onnx_export import (
+        ARGMAX_DTYPES,
+        INPUTS,
+        OPSETS,
+        OUTPUTS,
+        SHUFFLES,
+        TARGETS,
+        ExportConfig,
+    )  # fmt: skip
+
+    d = ExportConfig()
     parser.epilog = EXAMPLES
     parser.add_argument("checkpoint", help="checkpoint written by gradgroup train")
-    parser.add_argument("--out", required=True, help="ONNX file to write (.onnx)")
-    parser.add_argument("--size", help="input size HxW; omitted: the checkpoint's")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 11..18")
+    parser.add_argument("--out", required=True, help="ONNX file to write (.onnx; required)")
+    parser.add_argument("--size", help="input size HxW (default: the checkpoint's)")
+    parser.add_argument(
+        "--opset", type=int, choices=OPSETS, default=d.opset, metavar="N", help="ONNX opset, 11..18"
+    )
     parser.add_argument(
         "--input",
-        choices=("float", "uint8"),
-        default="float",
+        choices=INPUTS,
+        default=d.input,
         help="float: normalized input; uint8: raw RGB, the graph normalizes",
     )
     parser.add_argument(
         "--output",
-        choices=("logits", "argmax"),
-        default="logits",
+        choices=OUTPUTS,
+        default=d.output,
         help="logits, or the class map (ArgMax inside the graph)",
     )
     parser.add_argument(
         "--argmax-dtype",
-        choices=("uint8", "int64"),
-        default="uint8",
+        choices=tuple(ARGMAX_DTYPES),
+        default=d.argmax_dtype,
         help="class-map dtype with --output argmax",
     )
     parser.add_argument(
         "--shuffle",
-        choices=("reshape", "gather"),
-        help="channel-shuffle form; omitted: gather for ort, reshape for tidl",
+        choices=SHUFFLES,
+        default=d.shuffle,
+        help="channel-shuffle form (default: gather for ort, reshape for tidl)",
     )
     parser.add_argument(
         "--target",
-        choices=("ort", "tidl"),
-        default="ort",
+        choices=TARGETS,
+        default=d.target,
         help="tidl: rewrite into TIDL-legal forms and fail on any finding",
     )
     parser.add_argument(
@@ -64,11 +80,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--calib-data",
-        default="synthetic",
+        default=d.calib_data,
         help="calibration frames: synthetic|images:DIR|video:FILE|cityscapes:DIR|none",
     )
-    parser.add_argument("--calib-frames", type=int, default=64, help="calibration frames to store")
-    parser.add_argument("--verify-frames", type=int, default=4, help="scenes to verify on")
+    parser.add_argument(
+        "--calib-frames", type=int, default=d.calib_frames, help="calibration frames to store"
+    )
+    parser.add_argument(
+        "--verify-frames", type=int, default=d.verify_frames, help="scenes to verify on"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -76,21 +96,12 @@ def run(args: argparse.Namespace) -> int:
     from .onnx_export import ExportConfig, export_onnx
     from .verify import format_checks
 
-    cfg = ExportConfig(
+    cfg = config_from_args(
+        ExportConfig, args, {"rewrite": "rewrites"},
         size=parse_size(args.size) if args.size else None,
-        opset=args.opset,
-        input=args.input,
-        output=args.output,
-        argmax_dtype=args.argmax_dtype,
-        shuffle=args.shuffle,
-        target=args.target,
-        dense=args.dense,
         simplify=not args.no_simplify,
-        rewrites=tuple(args.rewrite),
         calib_data=None if args.calib_data == "none" else args.calib_data,
-        calib_frames=args.calib_frames,
-        verify_frames=args.verify_frames,
-    )
+    )  # fmt: skip
     result = export_onnx(args.checkpoint, args.out, cfg)
     if args.json:
         print(to_json(result.to_dict(), indent=2))

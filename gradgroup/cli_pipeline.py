@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from gradgroup.config import PipelineConfig
+from gradgroup.deploy.cli_config import config_from_args
 from gradgroup.deploy.preprocess import parse_size
 from gradgroup.pipeline import run_pipeline
 
@@ -60,14 +61,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = PipelineConfig(
-        out=args.out, arch=args.arch, baseline=args.baseline, size=parse_size(args.size),
-        deploy_size=parse_size(args.deploy_size), budget_min=args.budget_min, data=args.data,
-        batch_size=args.batch_size, init=args.init, baseline_init=args.baseline_init,
-        lr=args.lr, max_drop=args.max_drop,
-        bench_seconds=args.bench_seconds, demo_frames=args.demo_frames, threads=args.threads,
-        provider=args.provider, fps_target=args.fps_target, device=args.device, seed=args.seed,
-    )  # fmt: skip
+    cfg = config_from_args(
+        PipelineConfig, args, size=parse_size(args.size), deploy_size=parse_size(args.deploy_size)
+    )
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     with logging_redirect_tqdm():  # log lines go above the progress bars, not through them

@@ -32,60 +32,65 @@ def _optional_int(text: str) -> int | None:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    """The flags, with defaults and choices taken from :class:`~.recipe.TrainConfig`."""
+    from .grouping import LAYER_ALPHA
+    from .recipe import SCHEDULE_CHOICES, TrainConfig
+    from .schedules import SCHEDULES
+
+    d = TrainConfig()
     parser.epilog = EXAMPLES
     a = parser.add_argument
-    a("--arch", default="dg4-light", help="architecture (see gradgroup models)")
-    a("--data", default="synthetic", help="synthetic | cityscapes:DIR | folder:DIR")
-    a("--size", default="256x512", help="training (= model input) size HxW")
-    a("--epochs", type=int, default=10, help="epochs, fine-tuning included")
-    a("--iters-per-epoch", type=_optional_int, default=None,
-      help="iterations per epoch (None: one pass over the training set)")  # fmt: skip
-    a("--batch-size", type=int, default=6, help="images per step and process")
-    a("--lr", type=float, default=5e-4, help="Adam learning rate, poly decay 0.9")
-    a("--workers", type=int, default=2, help="data loader processes")
-    a("--schedule", choices=("gradual", "scratch", "dense"), default="gradual",
+    a("--arch", default=d.arch, help="architecture (see gradgroup models)")
+    a("--data", default=d.data, help="synthetic | cityscapes:DIR | folder:DIR")
+    a("--size", default="x".join(map(str, d.size)), help="training (= model input) size HxW")
+    a("--epochs", type=int, default=d.epochs, help="epochs, fine-tuning included")
+    a("--iters-per-epoch", type=_optional_int, default=d.iters_per_epoch,
+      help="iterations per epoch (default: one pass over the training set)")  # fmt: skip
+    a("--batch-size", type=int, default=d.batch_size, help="images per step and process")
+    a("--lr", type=float, default=d.lr, help="Adam learning rate, poly decay 0.9")
+    a("--workers", type=int, default=d.workers, help="data loader processes")
+    a("--schedule", choices=SCHEDULE_CHOICES, default=d.schedule,
       help="gradual: alpha 1 -> 0 then grouped; scratch: grouped from the start; "
       "dense: alpha kept at 1")  # fmt: skip
-    a("--alpha-shape", default="linear", help="linear | cosine | exponential | step")
-    a("--alpha-start", type=float, default=1.0, help="alpha at the start of the decay")
-    a("--alpha-end", type=float, default=0.0, help="alpha after the decay (0: true grouped)")
-    a("--alpha-span", type=float, default=1.0,
+    a("--alpha-shape", default=d.alpha_shape, help=" | ".join(SCHEDULES))
+    a("--alpha-start", type=float, default=d.alpha_start, help="alpha at the start of the decay")
+    a("--alpha-end", type=float, default=d.alpha_end,
+      help="alpha after the decay (0: true grouped)")  # fmt: skip
+    a("--alpha-span", type=float, default=d.alpha_span,
       help="decay: fraction (<=1) of the pre-fine-tune epochs, or iterations (>1)")  # fmt: skip
-    a("--finetune-epochs", type=int, default=1, help="last epochs at alpha 0 as a grouped model")
-    a("--layer-alpha", choices=("share", "uniform"), default="share",
+    a("--finetune-epochs", type=int, default=d.finetune_epochs,
+      help="last epochs at alpha 0 as a grouped model")  # fmt: skip
+    a("--layer-alpha", choices=LAYER_ALPHA, default=d.layer_alpha,
       help="share: each layer's alpha makes its diagonal blocks' share follow the schedule "
       "(depthwise targets decay early); uniform: every layer gets the scheduled alpha")  # fmt: skip
-    a("--cross-cap", action=argparse.BooleanOptionalAction, default=True,
+    a("--cross-cap", action=argparse.BooleanOptionalAction, default=d.cross_cap,
       help="hold each layer's cross-group weight RMS at most at its diagonal RMS while alpha "
       "decays, so the network stops depending on them gradually")  # fmt: skip
-    a(
-        "--bn-recalib",
-        type=int,
-        default=64,
-        help="re-estimate BatchNorm statistics on N training images before validating (0: off)",
-    )
-    a("--init", default=None, metavar="CKPT",
+    a("--bn-recalib", type=int, default=d.bn_recalib,
+      help="re-estimate BatchNorm statistics on N training images before validating "
+      "(0: off)")  # fmt: skip
+    a("--init", default=d.init, metavar="CKPT",
       help="start from this checkpoint's weights (e.g. a dense run for gradual grouping); "
       "tensors that do not fit are named")  # fmt: skip
-    a("--encoder-epochs", type=int, default=0, help="ERFNet's encoder-only first stage")
-    a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="training device")
-    a("--amp", action=argparse.BooleanOptionalAction, default=True,
+    a("--encoder-epochs", type=int, default=d.encoder_epochs,
+      help="ERFNet's encoder-only first stage")  # fmt: skip
+    a("--device", choices=("auto", "cpu", "cuda"), default=d.device, help="training device")
+    a("--amp", action=argparse.BooleanOptionalAction, default=d.amp,
       help="mixed precision: bf16/fp16 on CUDA, bf16 on CPUs with AMX, else fp32")  # fmt: skip
-    a("--out", default="runs/train", help="output folder (last.pt, best.pt, metrics.jsonl)")
+    a("--out", default=d.out, help="output folder (last.pt, best.pt, metrics.jsonl)")
     a("--resume", action="store_true", help="continue the run in --out from last.pt")
-    a("--seed", type=int, default=0, help="seed of weights, data order and augmentation")
-    a("--max-minutes", type=float, default=None, help="stop cleanly (checkpointed) after this")
-    a("--train-length", type=_optional_int, default=None,
-      help="synthetic train scenes (2000 if unset) / cap on files")  # fmt: skip
-    a(
-        "--val-length",
-        type=_optional_int,
-        default=None,
-        help="synthetic val scenes (200 if unset)",
-    )
-    a("--val-limit", type=_optional_int, default=None, help="validate on at most N images")
-    a("--augment", action=argparse.BooleanOptionalAction, default=True, help="flip, scale, crop")
-    a("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar")
+    a("--seed", type=int, default=d.seed, help="seed of weights, data order and augmentation")
+    a("--max-minutes", type=float, default=d.max_minutes,
+      help="stop cleanly (checkpointed) after this")  # fmt: skip
+    a("--train-length", type=_optional_int, default=d.train_length,
+      help="synthetic train scenes (default 2000) / cap on files")  # fmt: skip
+    a("--val-length", type=_optional_int, default=d.val_length,
+      help="synthetic val scenes (default 200)")  # fmt: skip
+    a("--val-limit", type=_optional_int, default=d.val_limit, help="validate on at most N images")
+    a("--augment", action=argparse.BooleanOptionalAction, default=d.augment,
+      help="flip, scale, crop")  # fmt: skip
+    a("--progress", action=argparse.BooleanOptionalAction, default=d.progress,
+      help="progress bar")  # fmt: skip
     a("--json", action="store_true", help="print the result as JSON")
 
 
@@ -116,12 +121,9 @@ def config_from_args(args: argparse.Namespace):
         if not isinstance(old, dict):
             raise InputError(f"--resume: {saved} is not a run's config (no settings in it)")
         old = {**ADDED_LATER, **old}  # a run saved before a setting existed goes on as it began
-        defaults = argparse.ArgumentParser()
-        configure(defaults)
-        default = vars(defaults.parse_args([]))
-        default["size"] = parse_size(default["size"])
+        default = TrainConfig()  # the flags' defaults (tests/test_cli_defaults.py)
         for key in FIELDS:
-            if key in old and key not in ("out", "resume") and values[key] == default[key]:
+            if key in old and key not in ("out", "resume") and values[key] == getattr(default, key):
                 values[key] = old[key]
     return TrainConfig.from_dict(values)
 
