@@ -35,7 +35,7 @@ _SAVE_SUFFIX = "_ReshapedSavedOutput"
 
 @dataclass(frozen=True)
 class AccuracyReport:
-    """fp32 vs int8 on the same frames; mIoU in points (0..100), agreement in percent."""
+    """fp32 vs int8 on the same frames: mIoU and pixel agreement as fractions (0..1)."""
 
     fp32_miou: float
     int8_miou: float
@@ -43,24 +43,52 @@ class AccuracyReport:
 
     @property
     def drop(self) -> float:
+        """mIoU the int8 model lost (a fraction: 0.01 is one mIoU point)."""
         return self.fp32_miou - self.int8_miou
 
     def to_dict(self) -> dict[str, float]:
-        return {**{k: round(v, 4) for k, v in asdict(self).items()}, "drop": round(self.drop, 4)}
+        return {**{k: round(v, 6) for k, v in asdict(self).items()}, "drop": round(self.drop, 6)}
+
+
+@dataclass(frozen=True)
+class CalibAccuracy:
+    """What calib measured and controlled: the report, its data and the ``max_drop`` outcome."""
+
+    report: AccuracyReport
+    eval_data: str
+    eval_frames: int
+    max_drop: float | None = None  # the budget (fraction), None: measured without control
+    initial_drop: float | None = None  # the drop before layers were kept in float
+
+    @property
+    def max_drop_met(self) -> bool | None:
+        return None if self.max_drop is None else self.report.drop <= self.max_drop
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat JSON form of calib's report (``accuracy`` in ``<model>.json``)."""
+        out: dict[str, Any] = {**self.report.to_dict(), "eval_data": self.eval_data,
+                               "eval_frames": self.eval_frames}  # fmt: skip
+        if self.max_drop is not None:
+            out |= {"max_drop": self.max_drop, "initial_drop": round(self.initial_drop or 0.0, 6),
+                    "max_drop_met": self.max_drop_met}  # fmt: skip
+        return out
 
 
 def load_eval_frames(spec: str, meta: ModelMeta, frames: int, model: str) -> tuple[list, str]:
     """Labelled frames at the model's size: (rgb, labels) pairs and a description of the source.
 
+    ``spec`` ``model`` is the val split of the data the model was trained on (``meta.data``).
+
     Raises:
         InputError: unreadable data, no frames, or another class table than ``model``'s.
     """
     try:
-        from gradgroup.deploy.datasets import check_classes, open_dataset
+        from gradgroup.deploy.datasets import check_classes, open_dataset, resolve_data
     except ImportError as exc:
         raise MissingDependencyError(f"evaluation datasets are unavailable ({exc})") from None
     if frames < 1:
         raise InputError(f"--eval-frames {frames} must be >= 1")
+    spec = resolve_data(spec, meta.data, "--eval-data")
     size = meta.preprocess.size
     dataset = open_dataset(spec, split="val", size=size, length=frames)
     check_classes(dataset, meta.classes, spec, model)
@@ -108,7 +136,7 @@ class Evaluator:
             desc="eval fp32",
             progress=_progress(),
         )
-        self.fp32_miou = 100.0 * metrics.miou
+        self.fp32_miou = metrics.miou
 
     def measure(self, int8_path: str | Path) -> AccuracyReport:
         """mIoU of an int8 model and its pixel agreement with the cached fp32 class maps."""
@@ -134,7 +162,7 @@ class Evaluator:
             desc="eval int8",
             progress=_progress(),
         )
-        return AccuracyReport(self.fp32_miou, 100.0 * metrics.miou, 100.0 * agree / max(total, 1))
+        return AccuracyReport(self.fp32_miou, metrics.miou, agree / max(total, 1))
 
 
 def _progress() -> bool:
@@ -247,7 +275,8 @@ def keep_float_until(
     requantize: Callable[[tuple[str, ...]], Path],
     fp32_path: Path,
 ) -> tuple[AccuracyReport, tuple[str, ...], list[dict[str, Any]]]:
-    """Keep the worst-SQNR tensors in float one at a time until the drop is within ``max_drop``.
+    """Keep the worst-SQNR tensors in float one at a time until the drop is within ``max_drop``
+    (a fraction of mIoU, as the drop).
 
     Keeping tensor T in float excludes its producer and every consumer from quantization (ORT
     places a QDQ pair on T whenever any of them is quantized). A candidate that does not reduce
@@ -266,9 +295,9 @@ def keep_float_until(
     history: list[dict[str, Any]] = []
     best_path_exclude = tuple(exclude)
     log.info(
-        "mIoU drop %.2f > --max-drop %.2f: trying up to %d tensors in float, worst SQNR first",
-        report.drop,
-        max_drop,
+        "mIoU drop %.2f > --max-drop %.2f points: trying up to %d tensors in float, worst first",
+        100 * report.drop,
+        100 * max_drop,
         max_tries,
     )
     tried = 0
@@ -283,13 +312,13 @@ def keep_float_until(
         new = bench.measure(requantize(candidate))
         kept = new.drop < report.drop
         log.info(
-            "keep float %d/%d: %s (SQNR %.1f dB, %d nodes) -> drop %.2f%s",
+            "keep float %d/%d: %s (SQNR %.1f dB, %d nodes) -> drop %.2f points%s",
             tried,
             max_tries,
             row["tensor"],
             row["qdq_sqnr"],
             len(nodes),
-            new.drop,
+            100 * new.drop,
             "" if kept else " (no better, reverted)",
         )
         history.append(
@@ -297,7 +326,7 @@ def keep_float_until(
                 "tensor": row["tensor"],
                 "nodes": sorted(nodes),
                 "qdq_sqnr": row["qdq_sqnr"],
-                "drop": round(new.drop, 4),
+                "drop": round(new.drop, 6),
                 "kept": kept,
             }
         )
@@ -307,9 +336,10 @@ def keep_float_until(
         requantize(best_path_exclude)  # the staged model must be the best one, not the last try
     if report.drop > max_drop:
         log.warning(
-            "mIoU drop %.2f still above --max-drop %.2f after %d tries; %d node(s) kept in float",
-            report.drop,
-            max_drop,
+            "mIoU drop %.2f still above --max-drop %.2f points after %d tries; %d node(s) kept in "
+            "float",
+            100 * report.drop,
+            100 * max_drop,
             tried,
             len(best_path_exclude),
         )
@@ -319,10 +349,15 @@ def keep_float_until(
 def format_report(report: AccuracyReport, sqnr: list[dict[str, Any]], worst: int = 8) -> str:
     """Accuracy table plus the worst tensors by SQNR."""
     acc = format_table(
-        ["model", "mIoU", "change", "agreement with fp32"],
+        ["model", "mIoU %", "change (points)", "agreement with fp32"],
         [
-            ["fp32", f"{report.fp32_miou:.2f}", "", ""],
-            ["int8", f"{report.int8_miou:.2f}", f"{-report.drop:+.2f}", f"{report.agreement:.2f}%"],
+            ["fp32", f"{100 * report.fp32_miou:.2f}", "", ""],
+            [
+                "int8",
+                f"{100 * report.int8_miou:.2f}",
+                f"{-100 * report.drop:+.2f}",
+                f"{100 * report.agreement:.2f}%",
+            ],  # fmt: skip
         ],
     )
     if not sqnr:

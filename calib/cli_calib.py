@@ -1,8 +1,9 @@
 """``gradgroup calib``: int8 quantization for ONNX Runtime, or TIDL compilation, of an fp32 model.
 
 Flags map 1:1 onto :class:`~gradgroup.calib.quantize.CalibConfig` (``--target ort``) or
-:class:`~gradgroup.calib.tidl.TidlConfig` (``--target tidl``). Heavy imports stay inside ``run``
-so ``--help`` is instant and needs neither torch nor ONNX Runtime.
+:class:`~gradgroup.calib.tidl.TidlConfig` (``--target tidl``); ``--config`` files use their field
+names (and ``target``). Heavy imports stay inside ``run`` so ``--help`` is instant and needs
+neither torch nor ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gradgroup.deploy.cli_config import config_from_args
+from gradgroup.deploy.cli_config import add_config_flags, config_from_args
 from gradgroup.deploy.fileio import to_json
 
 EXAMPLES = """examples:
@@ -18,6 +19,7 @@ EXAMPLES = """examples:
   gradgroup calib dg4.onnx --out dg4.int8.onnx --method percentile --max-drop 1.0
   gradgroup calib dg4.onnx --out dg4.p2.onnx --power-of-2          # what TDA4VM's scales cost
   gradgroup calib dg4.onnx --target tidl --soc am68a --tidl-tools ~/tidl_tools --out dg4_tidl/
+  gradgroup calib dg4.onnx --config calib.yaml --print-config      # settings from a file
 """
 
 
@@ -39,7 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--set",
         dest="set_path",
         metavar="CALIBSET",
-        help="calibration set .npz (default <model stem>.calib.npz, else scenes)",
+        help="calibration set .npz (default <model stem>.calib.npz, else the model's train "
+        "images, else scenes)",
     )
     parser.add_argument(
         "--target",
@@ -48,13 +51,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="ort: int8 QDQ model for ONNX Runtime; tidl: TIDL artifacts",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="hide progress bars"
+    )
 
     q = parser.add_argument_group("ONNX Runtime quantization (--target ort)")
     q.add_argument(
         "--method",
         choices=tuple(METHODS),
         default=d.method,
-        help="calibration method (percentile: best fp32 agreement on the zoo, bench/NOTES.md)",
+        help="calibration method (percentile: the best fp32 agreement measured on the zoo)",
     )
     q.add_argument(
         "--percentile", type=float, default=d.percentile, help="percentile for --method percentile"
@@ -97,16 +103,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     q.add_argument("--op-types", nargs="+", metavar="OP", help="op types to quantize (default all)")
     q.add_argument(
-        "--exclude", nargs="+", default=[], metavar="NODE", help="node names kept in float"
+        "--exclude",
+        nargs="+",
+        default=[],
+        metavar="NODE",
+        help="node names kept in float (default: none)",
     )
-    q.add_argument("--calib-frames", type=int, help="use at most N calibration frames")
+    q.add_argument(
+        "--calib-frames", type=int, help="use at most N calibration frames (default: all)"
+    )
 
     a = parser.add_argument_group("accuracy (--target ort)")
     a.add_argument(
         "--max-drop",
         type=float,
         metavar="X",
-        help="keep worst layers in float until the mIoU drop is <= X points",
+        help="keep worst layers in float until the mIoU drop is <= X points (default: none, "
+        "the drop is measured, not controlled)",
     )
     a.add_argument(
         "--max-float-layers",
@@ -117,7 +130,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a.add_argument(
         "--eval-data",
         default=d.eval_data,
-        help="labelled data: synthetic, cityscapes:DIR or folder:DIR",
+        help="labelled data (val split): model (the data it was trained on), synthetic, "
+        "cityscapes:DIR or folder:DIR",
     )
     a.add_argument("--eval-frames", type=int, default=d.eval_frames, help="evaluation frames")
     a.add_argument(
@@ -153,8 +167,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     t.add_argument("--debug-level", type=int, default=tc.debug_level, help="TIDL debug_level")
     t.add_argument(
-        "--deny-list", nargs="+", default=[], metavar="OP", help="op types kept off the accelerator"
+        "--deny-list",
+        nargs="+",
+        default=[],
+        metavar="OP",
+        help="op types kept off the accelerator (default: none)",
     )
+    add_config_flags(
+        parser, CalibConfig, TidlConfig, settings=("target",),
+        dests={"nodes_to_exclude": "exclude", "calibration_frames": "calib_frames"},
+        scale={"max_drop": 100.0},  # the field holds a fraction, the flag points
+    )  # fmt: skip
 
 
 def _default_out(model: str, target: str, soc: str) -> Path:
@@ -164,10 +187,30 @@ def _default_out(model: str, target: str, soc: str) -> Path:
     return path.with_name(f"{path.stem}.int8.onnx")
 
 
-def _run_tidl(args: argparse.Namespace, out: Path) -> int:
-    from .tidl import TidlConfig, compile_tidl
+def calib_config(args: argparse.Namespace):
+    """The CalibConfig (``--target ort``) or TidlConfig (``tidl``) the flags describe."""
+    if args.target == "tidl":
+        from .tidl import TidlConfig
 
-    cfg = config_from_args(TidlConfig, args, {"calib_frames": "calibration_frames"})
+        return config_from_args(TidlConfig, args, {"calib_frames": "calibration_frames"})
+    from .quantize import CalibConfig
+
+    # --max-drop is typed in mIoU points; the config holds fractions like every metric.
+    max_drop = None if args.max_drop is None else args.max_drop / 100.0
+    return config_from_args(CalibConfig, args, {"exclude": "nodes_to_exclude"}, max_drop=max_drop)
+
+
+def resolved_config(args: argparse.Namespace) -> dict:
+    """``--print-config``: ``target`` and the settings of that target's config."""
+    from dataclasses import asdict
+
+    return {"target": args.target, **asdict(calib_config(args))}
+
+
+def _run_tidl(args: argparse.Namespace, out: Path) -> int:
+    from .tidl import compile_tidl
+
+    cfg = calib_config(args)
     result = compile_tidl(args.model, out, cfg)
     print(to_json(result.to_dict(), indent=2) if args.json else result.summary())
     return 0
@@ -178,19 +221,17 @@ def run(args: argparse.Namespace) -> int:
     if args.target == "tidl":
         return _run_tidl(args, out)
 
-    from .accuracy import AccuracyReport, format_report
-    from .quantize import CalibConfig, quantize
+    from .accuracy import format_report
+    from .quantize import quantize
 
-    cfg = config_from_args(CalibConfig, args, {"exclude": "nodes_to_exclude"})
+    cfg = calib_config(args)
     result = quantize(args.model, out, cfg)
     if args.json:
         print(to_json(result.to_dict(), indent=2))
         return 0
     if result.accuracy:
-        acc = result.accuracy
-        report = AccuracyReport(acc["fp32_miou"], acc["int8_miou"], acc["agreement"])
-        print(f"accuracy on {acc['eval_data']}")
-        print(format_report(report, result.sqnr))
+        print(f"accuracy on {result.accuracy.eval_data}")
+        print(format_report(result.accuracy.report, result.sqnr))
         if result.float_nodes:
             print(f"\nkept in float: {', '.join(result.float_nodes)}")
         print()

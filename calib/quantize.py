@@ -13,20 +13,21 @@ import contextlib
 import enum
 import itertools
 import logging
-import os
 import platform
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from gradgroup.deploy.errors import InputError, RunError, first_line
-from gradgroup.deploy.fileio import check_writable, to_json
-from gradgroup.deploy.metadata import ModelMeta, read_meta, write_meta
+from gradgroup.deploy.fileio import check_writable, publish, to_json
+from gradgroup.deploy.metadata import read_meta, write_meta
+
+from .accuracy import CalibAccuracy
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,8 @@ class CalibConfig:
     """How to quantize; maps 1:1 onto ``gradgroup calib`` flags.
 
     Attributes:
-        set_path: calibration set (.npz); None uses ``<model stem>.calib.npz`` or procedural scenes.
+        set_path: calibration set (.npz); None uses ``<model stem>.calib.npz``, else the train
+            images of the model's training data, else procedural scenes (calib/reader.py).
         method: ``minmax``, ``entropy`` or ``percentile``.
         percentile: the percentile for ``method="percentile"``.
         per_channel: per-output-channel weight scales.
@@ -77,10 +79,13 @@ class CalibConfig:
         op_types: op types to quantize (None: every type ORT's QDQ quantizer knows).
         nodes_to_exclude: node names kept in float from the start.
         calib_frames: use at most this many calibration frames (None: all).
-        max_drop: mIoU points the int8 model may lose; None measures without controlling.
+        max_drop: mIoU the int8 model may lose, as a fraction (0.01: one point; the CLI's
+            ``--max-drop`` takes points); None measures without controlling.
         max_float_layers: most layers the ``max_drop`` loop may keep in float.
         evaluate: measure fp32 vs int8 accuracy (and SQNR).
-        eval_data: ``synthetic``, ``cityscapes:DIR`` or ``folder:DIR``.
+        eval_data: ``model`` (the val split of the data the model was trained on, from its
+            metadata; synthetic when it records none), ``synthetic``, ``cityscapes:DIR`` or
+            ``folder:DIR``.
         eval_frames: frames of ``eval_data`` to evaluate on.
         sqnr_frames: calibration frames used for per-tensor SQNR.
         ort_rewrites: exact rewrites for ONNX Runtime CPU's int8 kernels (calib/ort_rewrites.py:
@@ -103,7 +108,7 @@ class CalibConfig:
     max_drop: float | None = None
     max_float_layers: int = 8
     evaluate: bool = True
-    eval_data: str = "synthetic"
+    eval_data: str = "model"  # deploy.datasets.MODEL_DATA
     eval_frames: int = 16
     sqnr_frames: int = 4
     ort_rewrites: bool | None = None
@@ -119,8 +124,11 @@ class CalibConfig:
                 raise InputError(f"{name} {value!r} must be 'u8' or 's8'")
         if not 0 < self.percentile <= 100:
             raise InputError(f"percentile {self.percentile} must be in (0, 100]")
-        if self.max_drop is not None and self.max_drop < 0:
-            raise InputError(f"--max-drop {self.max_drop} must be >= 0 (mIoU points)")
+        if self.max_drop is not None and not 0 <= self.max_drop <= 1:
+            raise InputError(
+                f"max_drop {self.max_drop} must be a fraction of mIoU in [0, 1] "
+                f"(--max-drop {100 * self.max_drop:g} points)"
+            )
         if self.max_drop is not None and not self.evaluate:
             raise InputError("--max-drop needs the accuracy evaluation; drop --no-eval")
         for name in ("max_float_layers", "eval_frames", "sqnr_frames"):
@@ -129,27 +137,57 @@ class CalibConfig:
         if self.calib_frames is not None and self.calib_frames < 1:
             raise InputError(f"calib_frames {self.calib_frames} must be >= 1")
 
-    def effective(self) -> dict[str, Any]:
+    def resolved(self) -> QuantSettings:
         """The settings actually used, with defaults resolved and the power-of-2 preset applied."""
         act = self.activation_type or default_activation_type()
         pow2 = self.power_of_2
         reduce = self.reduce_range
         if reduce is None:
             reduce = act == "u8" and self.weight_type == "s8" and is_x86() and not cpu_has_vnni()
-        return {
-            "format": "QDQ",
-            "method": self.method,
-            "percentile": self.percentile if self.method == "percentile" else None,
-            "activation_type": act,
-            "weight_type": self.weight_type,
-            "per_channel": self.per_channel and not pow2,
-            "symmetric_activations": self.symmetric_activations or pow2,
-            "symmetric_weights": True,
-            "power_of_2": pow2,
-            "reduce_range": reduce,
-            "op_types": list(self.op_types) if self.op_types else "all",
-            "ort_rewrites": not pow2 if self.ort_rewrites is None else self.ort_rewrites,
-        }
+        return QuantSettings(
+            method=self.method,
+            percentile=self.percentile if self.method == "percentile" else None,
+            activation_type=act,
+            weight_type=self.weight_type,
+            per_channel=self.per_channel and not pow2,
+            symmetric_activations=self.symmetric_activations or pow2,
+            power_of_2=pow2,
+            reduce_range=reduce,
+            op_types=self.op_types,
+            ort_rewrites=not pow2 if self.ort_rewrites is None else self.ort_rewrites,
+        )
+
+
+@dataclass(frozen=True)
+class QuantSettings:
+    """A :class:`CalibConfig` resolved for this machine: what ``quantize_static`` is given.
+
+    ``to_dict`` is the ``quantization`` entry of the int8 model's metadata and JSON report.
+    """
+
+    method: str
+    percentile: float | None
+    activation_type: str
+    weight_type: str
+    per_channel: bool
+    symmetric_activations: bool
+    power_of_2: bool
+    reduce_range: bool
+    op_types: tuple[str, ...] | None  # None: every type ORT's QDQ quantizer knows
+    ort_rewrites: bool
+    symmetric_weights: bool = True
+    format: str = "QDQ"
+
+    @property
+    def ort_symmetric_activations(self) -> bool:
+        """What ORT is asked for: power-of-two symmetrizes afterwards, keeping ReLUs unsigned
+        (as TIDL does); asking ORT would keep every ReLU as a float island."""
+        return self.symmetric_activations and not self.power_of_2
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["op_types"] = list(self.op_types) if self.op_types else "all"
+        return {"format": out.pop("format"), **out}
 
 
 @dataclass
@@ -163,26 +201,29 @@ class CalibResult:
     quantize_seconds: float
     calib_source: str
     calib_frames: int
-    settings: dict[str, Any]
+    settings: QuantSettings
     ops: dict[str, int]
     runtime: dict[str, Any]
-    accuracy: dict[str, Any] | None = None
+    accuracy: CalibAccuracy | None = None
     sqnr: list[dict[str, Any]] = field(default_factory=list)
     float_nodes: list[str] = field(default_factory=list)
     search: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["settings"] = self.settings.to_dict()
+        out["accuracy"] = None if self.accuracy is None else self.accuracy.to_dict()
+        return out
 
     def summary(self) -> str:
-        """The one result line."""
+        """The one result line (percent, as printed everywhere)."""
         mb = self.size_bytes / 1e6
         text = f"calib success {self.seconds:.1f} s, saved as {self.path} ({mb:.1f} MB)"
-        acc = self.accuracy
-        if acc:
+        if self.accuracy:
+            r = self.accuracy.report
             text += (
-                f", mIoU {acc['fp32_miou']:.1f} → {acc['int8_miou']:.1f} ({-acc['drop']:+.1f}),"
-                f" agreement {acc['agreement']:.1f}%"
+                f", mIoU {100 * r.fp32_miou:.1f} → {100 * r.int8_miou:.1f} % "
+                f"({-100 * r.drop:+.1f} points), agreement {100 * r.agreement:.1f} %"
             )
         if self.float_nodes:
             text += f", {len(self.float_nodes)} node(s) kept in float"
@@ -224,19 +265,18 @@ def _chunks(reader: Any, size: int) -> Iterator[_ListReader]:
 
 
 def calibrate_ranges(
-    prepared: Path, settings: dict[str, Any], reader: Any, cache: Path, work: Path
+    prepared: Path, settings: QuantSettings, reader: Any, cache: Path, work: Path
 ) -> None:
-    """Compute activation ranges with ORT's calibrator for ``settings["method"]`` into ``cache``."""
+    """Compute activation ranges with ORT's calibrator for ``settings.method`` into ``cache``."""
     from onnxruntime.quantization import CalibrationMethod
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
-    method = settings["method"]
-    symmetric = bool(settings["symmetric_activations"] and not settings["power_of_2"])
-    options: dict[str, Any] = {"symmetric": symmetric}
+    method = settings.method
+    options: dict[str, Any] = {"symmetric": settings.ort_symmetric_activations}
     if method == "entropy":
         options |= {"num_bins": ENTROPY_BINS, "num_quantized_bins": ENTROPY_QUANTIZED_BINS}
     elif method == "percentile":
-        options |= {"num_bins": HISTOGRAM_BINS, "percentile": settings["percentile"]}
+        options |= {"num_bins": HISTOGRAM_BINS, "percentile": settings.percentile}
     try:
         calibrator = create_calibrator(
             prepared,
@@ -258,66 +298,53 @@ def calibrate_ranges(
 def quantize_qdq(
     prepared: Path,
     out: Path,
-    settings: dict[str, Any],
+    settings: QuantSettings,
     reader: Any,
     cache: Path,
     exclude: tuple[str, ...] = (),
-) -> None:
-    """One ``quantize_static`` call (QDQ); re-uses calibration ranges cached in ``cache``."""
+) -> Any:
+    """One ``quantize_static`` call (QDQ) re-using the ranges in ``cache``; the int8 model
+    (with power-of-two scales and ORT's rewrites applied) is returned in memory."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     from .graph import power_of_two_scales
 
     extra: dict[str, Any] = {
-        # Power-of-two mode symmetrizes afterwards (keeping ReLU outputs unsigned, as TIDL
-        # does); asking ORT for symmetric activations would keep every ReLU as a float island.
-        "ActivationSymmetric": settings["symmetric_activations"] and not settings["power_of_2"],
-        "WeightSymmetric": settings["symmetric_weights"],
+        "ActivationSymmetric": settings.ort_symmetric_activations,
+        "WeightSymmetric": settings.symmetric_weights,
         # Quantize MaxPool/Resize/Concat whatever feeds them: int8 chains stay unbroken on ORT.
         "ForceQuantizeNoInputCheck": True,
     }
-    if settings["method"] == "percentile":
-        extra["CalibPercentile"] = settings["percentile"]
-    op_types = settings["op_types"]
+    if settings.method == "percentile":
+        extra["CalibPercentile"] = settings.percentile
     try:
         quantize_static(
             str(prepared),
             str(out),
             calibration_data_reader=reader,
             quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=None if op_types == "all" else list(op_types),
-            per_channel=settings["per_channel"],
-            reduce_range=settings["reduce_range"],
-            activation_type=getattr(QuantType, TYPES[settings["activation_type"]]),
-            weight_type=getattr(QuantType, TYPES[settings["weight_type"]]),
+            op_types_to_quantize=list(settings.op_types) if settings.op_types else None,
+            per_channel=settings.per_channel,
+            reduce_range=settings.reduce_range,
+            activation_type=getattr(QuantType, TYPES[settings.activation_type]),
+            weight_type=getattr(QuantType, TYPES[settings.weight_type]),
             nodes_to_exclude=list(exclude),
-            calibrate_method=getattr(CalibrationMethod, METHODS[settings["method"]].value),
+            calibrate_method=getattr(CalibrationMethod, METHODS[settings.method].value),
             extra_options=extra,
             calibration_cache_path=str(cache),
         )
     except Exception as exc:  # ORT's quantizer raises ValueError/RuntimeError/KeyError...
         raise RunError(f"ONNX Runtime quantization failed: {first_line(exc)}") from None
-    if settings["power_of_2"] or settings.get("ort_rewrites"):
-        model = onnx.load(str(out))
-        if settings["power_of_2"]:
-            changed = power_of_two_scales(model)
-            log.debug("power-of-two: %d scale tensors rounded up", changed)
-        if settings.get("ort_rewrites"):
-            from .ort_rewrites import QDQ_REWRITES
+    model = onnx.load(str(out))
+    if settings.power_of_2:
+        log.debug("power-of-two: %d scale tensors rounded up", power_of_two_scales(model))
+    if settings.ort_rewrites:
+        from .ort_rewrites import QDQ_REWRITES
 
-            for rewrite in QDQ_REWRITES:
-                log.debug("%s: %d place(s)", rewrite.__name__, rewrite(model))
-        onnx.save(model, str(out))
-
-
-def _finish(path: Path, meta: ModelMeta, extra: dict[str, Any]) -> None:
-    """Stamp int8 metadata (quantization settings in ``extra``) onto a quantized model file."""
-    import onnx
-
-    model = onnx.load(str(path))
-    write_meta(model, replace(meta, precision="int8", extra={**meta.extra, **extra}))
-    onnx.save(model, str(path))
+        for rewrite in QDQ_REWRITES:
+            log.debug("%s: %d place(s)", rewrite.__name__, rewrite(model))
+    return model
 
 
 def quantize(model_path: str | Path, out: str | Path, cfg: CalibConfig) -> CalibResult:
@@ -336,126 +363,172 @@ def quantize(model_path: str | Path, out: str | Path, cfg: CalibConfig) -> Calib
             fit the model; bad settings.
         RunError: quantization or evaluation failed.
     """
-    import onnx
-
-    from gradgroup.deploy.runtime import disabled_optimizers
-
-    from . import accuracy
-    from .graph import op_census, ort_runtime_ops
-    from .ort_rewrites import input_prologue
-    from .prepare import check_selection, load_float_model, prepare
-    from .reader import CalibSetReader, resolve_calibset
-
     t0 = time.perf_counter()
-    model_path, out = Path(model_path), Path(out)
-    if out.resolve() == model_path.resolve():
-        raise InputError(f"--out {out} would overwrite the fp32 model; choose another name")
-    for path in (out, out.with_suffix(".json")):
-        check_writable(path, "--out")  # before calibration and evaluation, not after
-    model = load_float_model(model_path)
-    meta = read_meta(model)
-    settings = cfg.effective()
-    input_name = model.graph.input[0].name
-    # Evaluation frames are read first: bad --eval-data, or data of another class table, fails
-    # before any calibration work.
-    frames = None
-    if cfg.evaluate:
-        frames = accuracy.load_eval_frames(cfg.eval_data, meta, cfg.eval_frames, model_path.name)
-    before = onnx.GraphProto(node=model.graph.node)  # node names and types prepare may rewrite
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".calib-", dir=out.parent))
+    job = _Quantization(Path(model_path), Path(out), cfg)  # every check before any work
+    out_dir = job.out.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".calib-", dir=out_dir))
     try:
-        prepared = prepare(model, work, settings["ort_rewrites"])
-        prepped = onnx.load(str(prepared))
-        exclude = tuple(cfg.nodes_to_exclude)
-        check_selection([before, prepped.graph], cfg.op_types, exclude)
-        calib, source = resolve_calibset(model_path, meta, cfg.set_path)
-        reader = CalibSetReader(calib, input_name, meta.input_dtype, cfg.calib_frames)
+        job.prepare(work)
+        job.calibrate()
+        accuracy = job.control_accuracy()
+        return job.finalize(accuracy, t0)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+class _Quantization:
+    """One ``quantize`` call in four steps: prepare, calibrate, control accuracy, finalize.
+
+    The candidate int8 model stays in memory (``self.int8``); the staged file is written once
+    per candidate, because the evaluator and ORT's op census read models from files.
+    """
+
+    def __init__(self, model_path: Path, out: Path, cfg: CalibConfig) -> None:
+        import onnx
+
+        from . import accuracy
+        from .prepare import load_float_model
+
+        if out.resolve() == model_path.resolve():
+            raise InputError(f"--out {out} would overwrite the fp32 model; choose another name")
+        for path in (out, out.with_suffix(".json")):
+            check_writable(path, "--out")  # before calibration and evaluation, not after
+        self.model_path, self.out, self.cfg = model_path, out, cfg
+        self.model = load_float_model(model_path)
+        self.meta = read_meta(self.model)
+        self.settings = cfg.resolved()
+        self.exclude = tuple(cfg.nodes_to_exclude)
+        # Evaluation frames are read first: bad --eval-data, or data of another class table,
+        # fails before any calibration work.
+        self.frames = None
+        if cfg.evaluate:
+            self.frames = accuracy.load_eval_frames(
+                cfg.eval_data, self.meta, cfg.eval_frames, model_path.name
+            )
+        self.before = onnx.GraphProto(node=self.model.graph.node)  # names prepare may rewrite
+
+    def prepare(self, work: Path) -> None:
+        """Float rewrites and ORT's pre-processing; the calibration set and its reader."""
+        import onnx
+
+        from .ort_rewrites import input_prologue
+        from .prepare import check_selection, prepare
+        from .reader import CalibSetReader, resolve_calibset
+
+        self.work = work
+        self.prepared = prepare(self.model, work, self.settings.ort_rewrites)
+        prepped = onnx.load(str(self.prepared))
+        check_selection([self.before, prepped.graph], self.cfg.op_types, self.exclude)
+        self.calib, self.source = resolve_calibset(self.model_path, self.meta, self.cfg.set_path)
+        self.input_name = self.model.graph.input[0].name
+        self.reader = CalibSetReader(
+            self.calib, self.input_name, self.meta.input_dtype, self.cfg.calib_frames
+        )
+        # With ORT's rewrites the input normalization (uint8-input models) stays in float.
+        self.prologue = tuple(input_prologue(prepped)) if self.settings.ort_rewrites else ()
+        self.cache, self.staged = work / "ranges.json", work / "int8.onnx"
+
+    def calibrate(self) -> None:
+        """Activation ranges once (cached), then the first int8 candidate."""
+        s = self.settings
         log.info(
             "quantizing %s: %s calibration on %d frames from %s, %s activations / %s weights%s%s",
-            model_path.name,
-            settings["method"],
-            len(reader),
-            source,
-            settings["activation_type"],
-            settings["weight_type"],
-            ", per-channel" if settings["per_channel"] else "",
-            ", power-of-two scales" if settings["power_of_2"] else "",
-        )
-        cache, staged = work / "ranges.json", work / "int8.onnx"
-
-        # With ORT's rewrites the input normalization (uint8-input models) stays in float.
-        prologue = tuple(input_prologue(prepped)) if settings["ort_rewrites"] else ()
-
-        def make(nodes: tuple[str, ...]) -> Path:
-            quantize_qdq(prepared, staged, settings, reader, cache, prologue + nodes)
-            _finish(staged, meta, {})  # metadata first: the evaluator's Segmenter reads it
-            return staged
-
-        bench = None if frames is None else accuracy.Evaluator(model_path, meta, *frames)
+            self.model_path.name, s.method, len(self.reader), self.source, s.activation_type,
+            s.weight_type, ", per-channel" if s.per_channel else "",
+            ", power-of-two scales" if s.power_of_2 else "",
+        )  # fmt: skip
         tq = time.perf_counter()
-        calibrate_ranges(prepared, settings, reader, cache, work)
-        make(exclude)
-        quantize_seconds = time.perf_counter() - tq
-        log.info("quantized in %.1f s", quantize_seconds)
+        calibrate_ranges(self.prepared, s, self.reader, self.cache, self.work)
+        self.make(self.exclude)
+        self.quantize_seconds = time.perf_counter() - tq
+        log.info("quantized in %.1f s", self.quantize_seconds)
 
-        acc_dict, sqnr, search = None, [], []
-        if bench is not None:
-            report = bench.measure(staged)
-            sqnr = accuracy.tensor_sqnr(prepared, staged, calib, input_name, meta, cfg.sqnr_frames)
-            initial_drop = report.drop
-            if cfg.max_drop is not None and report.drop > cfg.max_drop:
-                report, exclude, search = accuracy.keep_float_until(
-                    bench, report, sqnr, cfg.max_drop, cfg.max_float_layers, exclude, make, prepared
-                )
-            acc_dict = {**report.to_dict(), "eval_data": bench.source, "eval_frames": bench.frames}
-            if cfg.max_drop is not None:
-                acc_dict["max_drop"] = cfg.max_drop
-                acc_dict["initial_drop"] = round(initial_drop, 4)
-                acc_dict["max_drop_met"] = report.drop <= cfg.max_drop
-            log.debug("\n%s", accuracy.format_report(report, sqnr))
+    def make(self, nodes: tuple[str, ...]) -> Path:
+        """Quantize with ``nodes`` kept in float; the candidate is staged with its metadata
+        (the evaluator's Segmenter reads it)."""
+        import onnx
+
+        self.int8 = quantize_qdq(
+            self.prepared, self.staged, self.settings, self.reader, self.cache,
+            self.prologue + nodes,
+        )  # fmt: skip
+        self._stamp({})
+        onnx.save(self.int8, str(self.staged))
+        return self.staged
+
+    def control_accuracy(self) -> CalibAccuracy | None:
+        """Measure fp32 vs int8 and per-tensor SQNR; keep layers in float to meet ``max_drop``."""
+        from . import accuracy
+
+        self.sqnr, self.search = [], []
+        if self.frames is None:
+            return None
+        cfg = self.cfg
+        bench = accuracy.Evaluator(self.model_path, self.meta, *self.frames)
+        report = bench.measure(self.staged)
+        self.sqnr = accuracy.tensor_sqnr(
+            self.prepared, self.staged, self.calib, self.input_name, self.meta, cfg.sqnr_frames
+        )
+        initial_drop = report.drop
+        if cfg.max_drop is not None and report.drop > cfg.max_drop:
+            report, self.exclude, self.search = accuracy.keep_float_until(
+                bench, report, self.sqnr, cfg.max_drop, cfg.max_float_layers, self.exclude,
+                self.make, self.prepared,
+            )  # fmt: skip
+        log.debug("\n%s", accuracy.format_report(report, self.sqnr))
+        return CalibAccuracy(
+            report, bench.source, bench.frames, cfg.max_drop,
+            initial_drop if cfg.max_drop is not None else None,
+        )  # fmt: skip
+
+    def finalize(self, acc: CalibAccuracy | None, t0: float) -> CalibResult:
+        """Final metadata on the kept model, its op census, and model + report written together."""
+        import onnx
+
+        from gradgroup.deploy.runtime import disabled_optimizers
+
+        from .graph import op_census, ort_runtime_ops
 
         extra = {
             "quantization": {
-                **settings,
-                "calib_set": source,
-                "calib_frames": len(reader),
-                "float_nodes": list(exclude),
+                **self.settings.to_dict(),
+                "calib_set": self.source,
+                "calib_frames": len(self.reader),
+                "float_nodes": list(self.exclude),
             }
         }
-        if acc_dict:
-            extra["quantization"]["accuracy"] = {
-                k: acc_dict[k] for k in ("fp32_miou", "int8_miou", "drop", "agreement")
-            }
-        _finish(staged, meta, extra)
-        final = onnx.load(str(staged))
-        ops = op_census(final)
+        if acc is not None:
+            extra["quantization"]["accuracy"] = acc.report.to_dict()
+        self._stamp(extra)
+        onnx.save(self.int8, str(self.staged))
         # As the Segmenter runs it: without the ORT optimizers that would undo the rewrites.
-        disabled = tuple(disabled_optimizers(read_meta(final)))
-        runtime = ort_runtime_ops(staged, disabled_optimizers=disabled)
-        json_path = out.with_suffix(".json")
+        disabled = tuple(disabled_optimizers(read_meta(self.int8)))
         result = CalibResult(
-            path=str(out),
-            json_path=str(json_path),
-            size_bytes=staged.stat().st_size,
+            path=str(self.out),
+            json_path=str(self.out.with_suffix(".json")),
+            size_bytes=self.staged.stat().st_size,
             seconds=0.0,
-            quantize_seconds=round(quantize_seconds, 3),
-            calib_source=source,
-            calib_frames=len(reader),
-            settings=settings,
-            ops=ops,
-            runtime=runtime,
-            accuracy=acc_dict,
-            sqnr=sqnr,
-            float_nodes=list(exclude),
-            search=search,
+            quantize_seconds=round(self.quantize_seconds, 3),
+            calib_source=self.source,
+            calib_frames=len(self.reader),
+            settings=self.settings,
+            ops=op_census(self.int8),
+            runtime=ort_runtime_ops(self.staged, disabled_optimizers=disabled),
+            accuracy=acc,
+            sqnr=self.sqnr,
+            float_nodes=list(self.exclude),
+            search=self.search,
         )
         result.seconds = round(time.perf_counter() - t0, 3)
-        staged_json = work / "int8.json"
+        staged_json = self.work / "int8.json"
         staged_json.write_text(to_json(result.to_dict(), indent=2) + "\n")
-        # Model and report appear together or not at all.
-        os.replace(staged, out)
-        os.replace(staged_json, json_path)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return result
+        # Model and report appear together or not at all, each on disk before its rename.
+        publish(self.staged, self.out)
+        publish(staged_json, self.out.with_suffix(".json"))
+        return result
+
+    def _stamp(self, extra: dict[str, Any]) -> None:
+        """int8 metadata (quantization settings in ``extra``) on the in-memory model."""
+        meta = replace(self.meta, precision="int8", extra={**self.meta.extra, **extra})
+        write_meta(self.int8, meta)

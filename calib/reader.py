@@ -1,8 +1,11 @@
 """Calibration frames for ONNX Runtime's quantizer: finding, checking and reading a calibration set.
 
 The exporter writes ``<model stem>.calib.npz`` next to the model; ``--set`` overrides it. Where
-neither exists, a set is rendered from the procedural street scenes so calibration still runs (and
-the result says so). :class:`CalibSetReader` is ORT's ``CalibrationDataReader`` protocol over a set.
+neither exists, it is read from the train images of the data the model was trained on (its
+metadata's ``data``); for synthetic data, a model that does not record its data, or data not on
+this machine, it is rendered from procedural street scenes of training seeds (never validation
+ones). Either way calibration runs and the result says where its frames came from.
+:class:`CalibSetReader` is ORT's ``CalibrationDataReader`` protocol over a set.
 """
 
 from __future__ import annotations
@@ -93,7 +96,8 @@ def check_calibset(calib: CalibSet, meta: ModelMeta, source: str) -> None:
 def scene_calibset(
     meta: ModelMeta, frames: int = DEFAULT_SCENE_FRAMES, seed: int = 1234
 ) -> CalibSet:
-    """A calibration set rendered from procedural street scenes at the model's size."""
+    """A calibration set rendered from procedural street scenes at the model's size (training
+    seeds ``seed..seed + frames - 1``, below the validation seeds)."""
     try:
         from gradgroup.deploy.scenes import render_scene
     except ImportError as exc:
@@ -134,13 +138,45 @@ def resolve_calibset(
         source = str(default_set_path(model_path))
         calib = load_calibset(source)
     else:
-        log.warning(
-            "no calibration set at %s; rendering %d procedural scenes instead "
-            "(calibrate on real frames for deployment: --set FILE)",
-            default_set_path(model_path),
-            DEFAULT_SCENE_FRAMES,
-        )
-        calib = scene_calibset(meta)
-        source = f"procedural scenes ({len(calib)} frames)"
+        calib, source = _fallback_calibset(model_path, meta)
     check_calibset(calib, meta, source)
     return calib, source
+
+
+def _fallback_calibset(model_path: str | Path, meta: ModelMeta) -> tuple[CalibSet, str]:
+    """Without a set: the train images of the model's own data, else procedural scenes."""
+    data = meta.data
+    if data and data != "synthetic":
+        try:
+            calib = dataset_calibset(meta, data)
+        except InputError as exc:
+            log.warning("the model's training data is not usable for calibration (%s)", exc)
+        else:
+            log.warning(
+                "no calibration set at %s; using %d train images of %s (the model's data)",
+                default_set_path(model_path), len(calib), data,
+            )  # fmt: skip
+            return calib, f"{data} train ({len(calib)} frames)"
+    log.warning(
+        "no calibration set at %s; rendering %d procedural scenes instead "
+        "(calibrate on real frames for deployment: --set FILE)",
+        default_set_path(model_path),
+        DEFAULT_SCENE_FRAMES,
+    )
+    calib = scene_calibset(meta)
+    return calib, f"procedural scenes ({len(calib)} frames)"
+
+
+def dataset_calibset(meta: ModelMeta, spec: str, frames: int = DEFAULT_SCENE_FRAMES) -> CalibSet:
+    """A calibration set of the first ``frames`` train images of labelled dataset ``spec``.
+
+    Raises:
+        InputError: the dataset is missing or a file in it is unreadable.
+    """
+    from gradgroup.deploy.datasets import open_dataset
+    from gradgroup.deploy.preprocess import resize_frame
+
+    data = open_dataset(spec, "train", length=frames)
+    samples = [data[i] for i in range(len(data))]
+    images = np.stack([resize_frame(s.image, meta.preprocess, frame_order="RGB") for s in samples])
+    return CalibSet(images, tuple(s.name for s in samples), meta.preprocess)

@@ -5,7 +5,8 @@ time-based warm-up, then ``runs`` frames or ``duration`` seconds, on real-lookin
 calibration set or procedural street scenes, never all zeros). Each frame is timed per stage
 (preprocess, inference, postprocess) and as a whole; the budget is ``1000 / fps_target`` ms and a
 model passes when its p99 fits it. Model facts (params, MACs, precision, size, peak activation
-memory) come from the ONNX graph, energy from :mod:`gradgroup.deploy.energy`.
+memory) come from the ONNX graph, energy from :mod:`gradgroup.deploy.energy`. On TIDL, TI's
+own counters (subgraphs, core time per subgraph, DDR bytes) come from :mod:`.tidl_stats`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .errors import InputError
 from .graph.stats import graph_stats
 from .runtime import Segmenter
 from .scenes import render_scene
+from .tidl_stats import PERFSTATS_ENV, TidlRun, parse_ti_benchmark, summarize
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +168,9 @@ class BenchRow:
     measured: dict[str, float] = field(default_factory=dict)
     miou: float | None = None
     arch_macs: int | None = None  # the architecture's MACs from the metadata (None: unknown)
+    # TIDL's own counters (provider tidl), by edgeai-benchmark's names: num_subgraphs,
+    # infer_time_core_ms, infer_time_subgraph_ms, ddr_transfer_mb, subgraph_ms {name: ms}.
+    tidl: dict[str, Any] | None = None
     samples_ms: dict[str, list[float]] = field(default_factory=dict, repr=False)
 
 
@@ -218,7 +223,8 @@ def load_accuracy(path: str | Path | None) -> dict[str, float]:
 
     Accepted: ``{model: miou}``, ``{model: {"miou": x}}``, a ``gradgroup eval --json`` report
     ``{"model": ..., "miou": x}``, a ``gradgroup calib`` report ``{"path": ..., "accuracy":
-    {"int8_miou": x}}``, or a list of reports. Values over 1 are read as percent.
+    {"int8_miou": x}}``, or a list of reports. Values are fractions (0..1), as gradgroup writes
+    them; a value above 1 is refused rather than guessed to be percent.
     """
     if not path:
         return {}
@@ -236,6 +242,12 @@ def load_accuracy(path: str | Path | None) -> dict[str, float]:
                 out[name] = miou
         else:
             out.update({k: m for k, v in rep.items() if (m := _miou_of(v)) is not None})
+    for name, miou in out.items():
+        if not 0.0 <= miou <= 1.0:
+            raise InputError(
+                f"accuracy file {path}: mIoU {miou:g} of {name} is not a fraction in [0, 1] "
+                "(gradgroup writes fractions; divide percent by 100)"
+            )
     if not out:
         raise InputError(f"accuracy file {path} names no model with an mIoU; see --help")
     return out
@@ -257,7 +269,7 @@ def _miou_of(entry: Any) -> float | None:
         value = found[0] if found else None
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
-    return float(value) / 100.0 if value > 1 else float(value)
+    return float(value)
 
 
 def _lookup_miou(path: Path, extra: dict[str, Any], table: dict[str, float]) -> float | None:
@@ -303,6 +315,8 @@ def bench_one(
     path: Path, cfg: BenchConfig, accuracy: dict[str, float], artifacts: str | None
 ) -> BenchRow:
     """Warm up, time and count one model."""
+    if cfg.provider == "tidl":  # per-subgraph timestamps; TI reads it when the session is made
+        os.environ.setdefault(PERFSTATS_ENV, "1")
     seg = Segmenter(
         path, cfg.provider, threads=cfg.threads, artifacts=artifacts,
         graph_optimization=cfg.graph_optimization, spinning=cfg.spinning,
@@ -319,6 +333,7 @@ def bench_one(
     samples: dict[str, list[float]] = {"preprocess": [], "inference": [], "postprocess": []}
     whole: list[float] = []
     ddr = 0
+    tidl_runs: list[TidlRun] = []
     rapl = RaplMeter()
     use_rapl = rapl.available
     total = cfg.runs if cfg.runs else cfg.duration
@@ -336,7 +351,10 @@ def bench_one(
         for k, v in result.timings.items():
             samples[k].append(v)
         ti = seg.ti_benchmark() if cfg.provider == "tidl" else None
-        ddr += ti_ddr_bytes(ti) if ti else 0
+        if ti:
+            ddr += ti_ddr_bytes(ti)
+            if (run := parse_ti_benchmark(ti)) is not None:
+                tidl_runs.append(run)
         n += 1
         bar.update(1 if cfg.runs else min(t1 - start, cfg.duration) - bar.n)
     bar.close()
@@ -359,6 +377,7 @@ def bench_one(
         stages_ms={k: float(np.mean(v)) for k, v in samples.items()},
         energy=estimate_energy(stats, cfg.fps_target, cfg.sram_mb), measured=measured,
         miou=_lookup_miou(path, seg.meta.extra, accuracy), arch_macs=seg.meta.macs or None,
+        tidl=summarize(tidl_runs),
         samples_ms={"inference": samples["inference"], "frame": whole},
     )  # fmt: skip
     log.info(

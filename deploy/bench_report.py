@@ -6,6 +6,8 @@ are what compare across machines.
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,23 @@ ENERGY_HEADER = (
     "W @fps", "measured mJ", "energy x base", "MACs x base", "mIoU",
 )  # fmt: skip
 STAGE_HEADER = ("model", "frame HxW", "preprocess ms", "inference ms", "postprocess ms", "frames")
+# ``--csv``: one row per model. edgeai-benchmark's names where it has the figure (TIDL's counters:
+# num_subgraphs, infer_time_core_ms, infer_time_subgraph_ms, ddr_transfer_mb; empty off TIDL);
+# p50_ms.. are inference alone, frame_* the whole frame; energy_* and power_w are the analytical
+# estimate, rapl_mj the measured package energy; miou is a fraction.
+CSV_COLUMNS = (
+    "model", "name", "precision", "provider", "threads", "model_size", "frame_size", "frames",
+    "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "fps", "frame_p50_ms", "frame_p90_ms",
+    "frame_p99_ms", "frame_mean_ms", "frame_fps", "budget_ms", "meets_budget", "preprocess_ms",
+    "postprocess_ms", "gmacs", "params", "file_mb", "peak_activation_mb", "miou",
+    "energy_compute_mj", "energy_sram_mj", "energy_dram_mj", "energy_total_mj", "power_w",
+    "rapl_mj", "num_subgraphs", "infer_time_core_ms", "infer_time_subgraph_ms", "ddr_transfer_mb",
+    "subgraph_ms",
+)  # fmt: skip
+ESTIMATE_CSV_COLUMNS = (
+    "model", "name", "soc", "tensor_bits", "est_ms", "est_low_ms", "est_high_ms", "est_fps",
+    "meets_budget", "est_ddr_mb", "layers", "arm_layers", "est_subgraphs",
+)  # fmt: skip
 
 
 def _ratio(value: float, base: float) -> str:
@@ -116,7 +135,89 @@ def format_report(rows: list[BenchRow], info: SystemInfo) -> str:
             f"{r.name}: TIDL DDR {r.measured['ti_ddr_mb_per_frame']:.2f} MB/frame -> "
             f"{r.measured['ti_dram_mj_per_frame']:.3f} mJ DRAM (measured bytes)"
         )
+    parts += tidl_lines(rows)
     return "\n".join(parts)
+
+
+def tidl_lines(rows: list[BenchRow]) -> list[str]:
+    """TIDL's own counters per model: subgraphs, core time and each subgraph's processing."""
+    lines = []
+    for r in rows:
+        t = r.tidl
+        if not t:
+            continue
+        core = t.get("infer_time_core_ms")
+        each = ", ".join(f"{name} {ms:.2f}" for name, ms in (t.get("subgraph_ms") or {}).items())
+        lines.append(
+            f"{r.name}: TIDL {t['num_subgraphs']} subgraph(s), core "
+            + (f"{core:.2f} ms" if core is not None else "-")
+            + (f" (subgraphs: {each} ms)" if each else " (no per-subgraph times: "
+               "TIDL_RT_PERFSTATS=1 was not in effect)")
+        )  # fmt: skip
+    return lines
+
+
+def _cell(value: Any, digits: int = 4) -> str:
+    """A CSV cell: empty for None, true/false, floats rounded."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(round(value, digits)) if abs(value) < 1e15 else ""  # inf, nan: empty
+    return str(value)
+
+
+def csv_row(r: BenchRow, info: SystemInfo) -> dict[str, str]:
+    """One model's CSV cells (see :data:`CSV_COLUMNS`)."""
+    inf, fr, e, t = r.inference, r.frame, r.energy, r.tidl or {}
+    values: dict[str, Any] = {
+        "model": r.model, "name": r.name, "precision": r.precision, "provider": info.provider,
+        "threads": info.threads, "model_size": "x".join(map(str, r.model_size)),
+        "frame_size": "x".join(map(str, r.frame_size)), "frames": r.frames,
+        "p50_ms": inf.p50, "p90_ms": inf.p90, "p99_ms": inf.p99, "mean_ms": inf.mean,
+        "std_ms": inf.std, "fps": inf.fps, "frame_p50_ms": fr.p50, "frame_p90_ms": fr.p90,
+        "frame_p99_ms": fr.p99, "frame_mean_ms": fr.mean, "frame_fps": fr.fps,
+        "budget_ms": info.budget_ms, "meets_budget": fr.passed,
+        "preprocess_ms": r.stages_ms.get("preprocess"),
+        "postprocess_ms": r.stages_ms.get("postprocess"), "gmacs": r.macs / 1e9,
+        "params": r.params, "file_mb": r.file_bytes / 1e6,
+        "peak_activation_mb": r.peak_activation_bytes / 1e6, "miou": r.miou,
+        "energy_compute_mj": e.compute_mj, "energy_sram_mj": e.sram_mj,
+        "energy_dram_mj": e.dram_mj, "energy_total_mj": e.total_mj, "power_w": e.watts,
+        "rapl_mj": r.measured.get("rapl_package_mj_per_frame"),
+        "num_subgraphs": t.get("num_subgraphs"), "infer_time_core_ms": t.get("infer_time_core_ms"),
+        "infer_time_subgraph_ms": t.get("infer_time_subgraph_ms"),
+        "ddr_transfer_mb": t.get("ddr_transfer_mb"),
+        "subgraph_ms": ";".join(f"{k}={_cell(v)}" for k, v in (t.get("subgraph_ms") or {}).items()),
+    }  # fmt: skip
+    return {k: _cell(values[k]) for k in CSV_COLUMNS}
+
+
+def format_csv(columns: tuple[str, ...], rows: list[dict[str, str]]) -> str:
+    """Rows of cells as CSV text (header first, ``\\n`` line ends)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_csv(path: str | Path, rows: list[BenchRow], info: SystemInfo) -> Path:
+    """Write the benchmark as CSV (one row per model), atomically."""
+    return write_text(path, format_csv(CSV_COLUMNS, [csv_row(r, info) for r in rows]))
+
+
+def estimate_csv_row(row: Any, fps_target: float) -> dict[str, str]:
+    """One model x SoC estimate's CSV cells (see :data:`ESTIMATE_CSV_COLUMNS`)."""
+    e = row.estimate
+    values = {
+        "model": row.model, "name": row.name, "soc": e.soc, "tensor_bits": e.bits,
+        "est_ms": e.ms, "est_low_ms": e.low_ms, "est_high_ms": e.high_ms, "est_fps": e.fps,
+        "meets_budget": e.meets(fps_target), "est_ddr_mb": e.ddr_mb, "layers": e.layers,
+        "arm_layers": e.arm_layers, "est_subgraphs": e.subgraphs,
+    }  # fmt: skip
+    return {k: _cell(values[k]) for k in ESTIMATE_CSV_COLUMNS}
 
 
 def format_markdown_report(rows: list[BenchRow], info: SystemInfo) -> str:

@@ -1,6 +1,7 @@
 """``gradgroup bench``: latency and energy of ONNX models against the fps budget.
 
-Flags map 1:1 onto :class:`gradgroup.deploy.bench.BenchConfig`; heavy imports happen in ``run``.
+Flags map 1:1 onto :class:`gradgroup.deploy.bench.BenchConfig` (``--config`` files use its field
+names); heavy imports happen in ``run``.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ log = logging.getLogger(__name__)
 
 EXAMPLES = """examples:
   gradgroup bench dg4.onnx                                 # 10 s per model, 2 threads, CPU
-  gradgroup bench erfnet.onnx dg4.onnx dg4.int8.onnx --runs 200 --json bench.json
+  gradgroup bench erfnet.onnx dg4.onnx dg4.int8.onnx --runs 200 --json-out bench.json
+  gradgroup bench erfnet.onnx dg4.onnx --csv bench.csv --fail-over-budget   # CI gate: exit 3
+  gradgroup bench dg4.onnx --runs 100 --json > bench.json  # the report on stdout
+  gradgroup bench dg4.onnx --config bench.yaml --print-config   # settings from a file
   gradgroup bench dg4.int8.onnx --calib dg4.calib.npz --frame-size 1024x2048 --plot bench.png
   gradgroup bench dg4.onnx --provider tidl --artifacts artifacts/dg4   # on the board
   gradgroup bench dg4.int8.onnx --provider openvino        # Intel CPU, gradgroup[openvino]
   gradgroup bench erfnet.onnx dg4.onnx --estimate tda4vm        # offline TDA4VM estimate, no timing
-  gradgroup bench dg4.onnx --estimate all --tensor-bits 16 --json est.json   # every SoC, 16-bit
+  gradgroup bench dg4.onnx --estimate all --tensor-bits 16 --json-out est.json  # every SoC
   gradgroup bench dg4.onnx --provider tidl --artifacts art/dg4 --estimate tda4vm  # side by side
 """
 
@@ -26,7 +30,9 @@ def add_runtime_flags(parser: argparse.ArgumentParser, artifacts_help: str) -> N
     """The ONNX Runtime flags of every command that runs a model: threads and provider."""
     from .session import PROVIDERS
 
-    parser.add_argument("--threads", type=int, default=2, help="ORT intra-op threads")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="ORT intra-op threads (0: ORT picks)"
+    )
     parser.add_argument(
         "--provider",
         choices=PROVIDERS,
@@ -34,7 +40,7 @@ def add_runtime_flags(parser: argparse.ArgumentParser, artifacts_help: str) -> N
         help="execution provider: cpu (ORT's kernels), tidl (TI's onnxruntime on the board), "
         'openvino (Intel CPUs; pip install "gradgroup[openvino]")',
     )
-    parser.add_argument("--artifacts", help=artifacts_help)
+    parser.add_argument("--artifacts", metavar="DIR", help=f"{artifacts_help} (default: none)")
     parser.add_argument(
         "--tidl-option",
         action="append",
@@ -105,7 +111,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--accuracy",
         metavar="FILE",
-        help="JSON with mIoU per model (eval report) for the trade-off chart",
+        help="JSON with mIoU per model (eval report) for the trade-off chart (default: the "
+        "mIoU in each model's metadata, if any)",
     )
     parser.add_argument(
         "--graph-optimization",
@@ -124,23 +131,94 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--estimate",
         metavar="SOC",
         help="offline TIDL latency estimate on tda4vm|am68a|am69a|am62a (comma-separated, or "
-        "all); alone it times nothing, with --provider tidl it sits beside the measurement",
+        "all); alone it times nothing, with --provider tidl it sits beside the measurement "
+        "(default: none)",
     )
     parser.add_argument(
         "--tensor-bits", type=int, default=8, help="TIDL tensor_bits of the estimate: 8 or 16"
     )
-    parser.add_argument("--json", metavar="FILE", help="write the full report (with samples)")
-    parser.add_argument("--markdown", metavar="FILE", help="write the tables as markdown")
-    parser.add_argument("--plot", metavar="FILE", help="write a PNG chart (needs matplotlib)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument(
+        "--fail-over-budget",
+        action="store_true",
+        help="exit with code 3, naming the models, when a model's whole-frame p99 misses the "
+        "budget (with --estimate alone: when an estimate misses it even at its low end); "
+        "without it a missed budget is a result (exit 0)",
+    )
+    out = parser.add_argument_group("output (the tables go to stdout unless --json)")
+    out.add_argument(
+        "--json", action="store_true", help="print the full report as JSON on stdout instead"
+    )
+    out.add_argument(
+        "--json-out",
+        metavar="FILE",
+        help="write the full report (with samples) as JSON (default: not written)",
+    )
+    out.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="write one row per model: model, precision, frame_size, p50_ms, p99_ms, fps, "
+        "frame_p50_ms, frame_p99_ms, gmacs, params, miou, energy_*_mj, and on TIDL "
+        "edgeai-benchmark's num_subgraphs, infer_time_core_ms, ddr_transfer_mb (default: not "
+        "written)",
+    )
+    out.add_argument(
+        "--markdown", metavar="FILE", help="write the tables as markdown (default: not written)"
+    )
+    out.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="write a PNG chart (needs matplotlib; default: not written)",
+    )
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="hide progress bars"
+    )
+    from .cli_config import add_config_flags
+
+    add_config_flags(
+        parser, "gradgroup.deploy.bench:BenchConfig",
+        settings=("estimate", "tensor_bits", "fail_over_budget"),
+        dests={"tidl_options": "tidl_option", "ov_options": "ov_option"},
+    )  # fmt: skip
+
+
+def bench_config(args: argparse.Namespace):
+    """The :class:`~.bench.BenchConfig` the flags (and a ``--config`` file) describe."""
+    from .bench import BenchConfig
+    from .cli_config import config_from_args
+    from .preprocess import parse_size
+
+    frame_size = parse_size(args.frame_size) if args.frame_size else None
+    return config_from_args(BenchConfig, args, **runtime_settings(args), frame_size=frame_size)
+
+
+def resolved_config(args: argparse.Namespace) -> dict:
+    """``--print-config``: the benchmark's settings by config field name."""
+    from dataclasses import asdict
+
+    settings = {k: getattr(args, k) for k in ("estimate", "tensor_bits", "fail_over_budget")}
+    if args.estimate:
+        from .estimate_report import parse_socs
+
+        parse_socs(args.estimate)
+    return {**asdict(bench_config(args)), **settings}
 
 
 def run(args: argparse.Namespace) -> int:
-    """Benchmark, print the tables, write the requested files (a missed budget is a result: 0)."""
-    from .bench import BenchConfig, benchmark, system_info
-    from .bench_report import format_markdown_report, format_report, write_json, write_text
-    from .fileio import check_writable
-    from .preprocess import parse_size
+    """Benchmark, print the tables (or the JSON report), write the requested files.
+
+    A missed budget is a result (0), unless ``--fail-over-budget``: then BudgetError (exit 3).
+    """
+    from .bench import benchmark, system_info
+    from .bench_report import (
+        format_markdown_report,
+        format_report,
+        report_dict,
+        write_csv,
+        write_json,
+        write_text,
+    )  # fmt: skip
+    from .errors import BudgetError
+    from .fileio import check_writable, to_json
 
     socs = []
     if args.estimate:
@@ -153,30 +231,31 @@ def run(args: argparse.Namespace) -> int:
         from .plots import require_matplotlib
 
         require_matplotlib()  # fail before minutes of benchmarking, not after
-    for flag, path in (("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)):
+    outputs = (("--json-out", args.json_out), ("--csv", args.csv), ("--markdown", args.markdown),
+               ("--plot", args.plot))  # fmt: skip
+    for flag, path in outputs:
         if path:
             check_writable(path, flag)
-    cfg = BenchConfig(
-        **runtime_settings(args), runs=args.runs,
-        duration=args.duration, warmup=args.warmup, fps_target=args.fps_target, calib=args.calib,
-        frame_size=parse_size(args.frame_size) if args.frame_size else None,
-        sram_mb=args.sram_mb, accuracy=args.accuracy,
-        graph_optimization=args.graph_optimization, spinning=args.spinning,
-        progress=not args.no_progress,
-    )  # fmt: skip
+    cfg = bench_config(args)
     rows = benchmark(args.models, cfg)
     info = system_info(cfg)
-    print(format_report(rows, info))
     extra = {}
     if socs:
         from .estimate_report import estimate_models, side_by_side
 
         estimates = estimate_models(args.models, socs, args.tensor_bits)
-        print("\n" + side_by_side(estimates, {r.model: r for r in rows}))
         extra["estimates"] = [e.to_dict() for e in estimates]
-    saved = []
     if args.json:
-        saved.append(str(write_json(args.json, rows, info, cfg, extra)))
+        print(to_json({**report_dict(rows, info, cfg), **extra}, indent=2))
+    else:
+        print(format_report(rows, info))
+        if socs:
+            print("\n" + side_by_side(estimates, {r.model: r for r in rows}))
+    saved = []
+    if args.json_out:
+        saved.append(str(write_json(args.json_out, rows, info, cfg, extra)))
+    if args.csv:
+        saved.append(str(write_csv(args.csv, rows, info)))
     if args.markdown:
         saved.append(str(write_text(args.markdown, format_markdown_report(rows, info) + "\n")))
     if args.plot:
@@ -185,17 +264,34 @@ def run(args: argparse.Namespace) -> int:
         saved.append(str(plot_bench(rows, info, args.plot)))
     passed = sum(r.frame.passed for r in rows)
     fastest = min(rows, key=lambda r: r.frame.p50)
-    print(
+    _done(
+        args,
         f"bench done: {len(rows)} model(s), {passed} within {cfg.budget_ms:.1f} ms at p99, "
         f"fastest {fastest.name} ({fastest.frame.p50:.1f} ms/frame p50)"
-        + (f", saved {', '.join(saved)}" if saved else "")
+        + (f", saved {', '.join(saved)}" if saved else ""),
     )
+    over = [r for r in rows if not r.frame.passed]
+    if args.fail_over_budget and over:
+        raise BudgetError(
+            f"{len(over)} of {len(rows)} model(s) over the {cfg.budget_ms:.1f} ms budget "
+            f"({cfg.fps_target:g} fps) at whole-frame p99: "
+            + ", ".join(f"{r.name} {r.frame.p99:.1f} ms" for r in over)
+        )
     return 0
+
+
+def _done(args: argparse.Namespace, line: str) -> None:
+    """The closing line: on stdout, or on stderr when stdout carries the JSON report."""
+    if args.json:
+        log.info("%s", line)
+    else:
+        print(line)
 
 
 def _estimate_only(args: argparse.Namespace, socs: list[str]) -> int:
     """``--estimate`` without a board: print (and save) the estimate, time nothing."""
-    from .errors import InputError
+    from .bench_report import ESTIMATE_CSV_COLUMNS, estimate_csv_row, format_csv
+    from .errors import BudgetError, InputError
     from .estimate import FIT_ERROR
     from .estimate_report import estimate_models, format_estimates
     from .fileio import check_writable, to_json, write_text_atomic
@@ -203,25 +299,41 @@ def _estimate_only(args: argparse.Namespace, socs: list[str]) -> int:
     if args.plot:
         raise InputError("--plot charts measurements; --estimate alone measures nothing "
                          "(drop --plot, or add --provider tidl on a board)")  # fmt: skip
-    for flag, path in (("--json", args.json), ("--markdown", args.markdown)):
+    for flag, path in (("--json-out", args.json_out), ("--csv", args.csv),
+                       ("--markdown", args.markdown)):  # fmt: skip
         if path:
             check_writable(path, flag)
     rows = estimate_models(args.models, socs, args.tensor_bits)
-    print(format_estimates(rows, args.fps_target))
-    saved = []
+    report = {"label": "estimate", "fps_target": args.fps_target, "tensor_bits":
+              args.tensor_bits, "fit_error_pct": FIT_ERROR,
+              "estimates": [r.to_dict() for r in rows]}  # fmt: skip
     if args.json:
-        report = {"label": "estimate", "fps_target": args.fps_target, "tensor_bits":
-                  args.tensor_bits, "fit_error_pct": FIT_ERROR,
-                  "estimates": [r.to_dict() for r in rows]}  # fmt: skip
-        saved.append(str(write_text_atomic(args.json, to_json(report, indent=2) + "\n")))
+        print(to_json(report, indent=2))
+    else:
+        print(format_estimates(rows, args.fps_target))
+    saved = []
+    if args.json_out:
+        saved.append(str(write_text_atomic(args.json_out, to_json(report, indent=2) + "\n")))
+    if args.csv:
+        cells = [estimate_csv_row(r, args.fps_target) for r in rows]
+        saved.append(str(write_text_atomic(args.csv, format_csv(ESTIMATE_CSV_COLUMNS, cells))))
     if args.markdown:
         text = format_estimates(rows, args.fps_target, markdown=True) + "\n"
         saved.append(str(write_text_atomic(args.markdown, text)))
+    budget = 1000 / args.fps_target
     meets = sum(r.estimate.meets(args.fps_target) == "yes" for r in rows)
-    print(
-        f"estimate done: {len(rows)} model x SoC, {meets} within {1000 / args.fps_target:.1f} ms "
-        "even at the top of the error band" + (f", saved {', '.join(saved)}" if saved else "")
+    _done(
+        args,
+        f"estimate done: {len(rows)} model x SoC, {meets} within {budget:.1f} ms "
+        "even at the top of the error band" + (f", saved {', '.join(saved)}" if saved else ""),
     )
+    over = [r for r in rows if r.estimate.meets(args.fps_target) == "no"]
+    if args.fail_over_budget and over:
+        raise BudgetError(
+            f"{len(over)} of {len(rows)} estimate(s) over the {budget:.1f} ms budget even at "
+            "the low end of the error band: "
+            + ", ".join(f"{r.name} on {r.estimate.soc} {r.estimate.low_ms:.1f} ms" for r in over)
+        )
     return 0
 
 

@@ -45,12 +45,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--opacity", type=float, default=0.5, help="class colour weight in overlay, 0..1"
     )
-    parser.add_argument("--max-frames", type=int, metavar="N", help="stop after the first N inputs")
+    parser.add_argument(
+        "--max-frames", type=int, metavar="N", help="stop after the first N inputs (default: all)"
+    )
     parser.add_argument(
         "--overwrite", action="store_true", help="redo the inputs whose files exist (no resume)"
     )
     add_runtime_flags(parser, "TIDL artifacts folder (with --provider tidl)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="hide the progress bar"
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -66,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         overwrite=args.overwrite,
         **runtime_settings(args),
-        progress=not args.no_progress,
+        progress=args.progress,
     )
     result = predict_folder(args.model, args.source, args.out, cfg)
     print(to_json(result.to_dict(), indent=2) if args.json else result.line())

@@ -21,6 +21,10 @@
   warning: your validation numbers then measure training data). Without ``classes.json`` the
   Cityscapes table is assumed (with a warning).
 
+Checkpoints and model metadata record the spec a model was trained on (:func:`absolute_spec`);
+``model`` (:data:`MODEL_DATA`), the default of every command's data option, resolves to it
+(:func:`resolve_data`): calibration reads its train split, evaluation its val split.
+
 Datasets are for training and evaluation, so a corrupt file stops the run with an
 :class:`~.errors.InputError` naming it rather than being skipped silently.
 """
@@ -45,6 +49,7 @@ VAL_SEED_OFFSET = 10_000_000
 DEFAULT_SYNTHETIC_SIZE = (256, 512)
 DEFAULT_SYNTHETIC_LENGTH = {"train": 2000, "val": 200}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+MODEL_DATA = "model"  # a config default: the data the model was trained on (resolve_data)
 
 
 @dataclass(frozen=True)
@@ -211,6 +216,34 @@ class FolderDataset:
                 f"has {n} classes (ids 0..{n - 1}, 255 = ignore)"
             )
         return Sample(rgb, labels, image_path.stem)
+
+
+def absolute_spec(spec: str) -> str:
+    """``spec`` with its folder made absolute (``~`` expanded): what a checkpoint records, so the
+    spec names the same data from any working directory."""
+    kind, _, path = spec.partition(":")
+    return f"{kind}:{Path(path).expanduser().resolve()}" if path else spec
+
+
+def resolve_data(spec: str, trained_on: str | None, flag: str = "--data") -> str:
+    """The dataset ``spec`` names: itself, or for :data:`MODEL_DATA` the data the model was trained
+    on (``trained_on``, from its checkpoint or metadata; ``synthetic`` where the model does not
+    record it, as models written before it was recorded).
+
+    Raises:
+        InputError: ``spec`` is ``model`` and the model's data folder is not on this machine.
+    """
+    if spec != MODEL_DATA:
+        return spec
+    if not trained_on:
+        return "synthetic"
+    _, _, path = trained_on.partition(":")
+    if path and not Path(path).expanduser().exists():
+        raise InputError(
+            f"the model was trained on {trained_on}, which is not on this machine; "
+            f"choose the data with {flag}"
+        )
+    return trained_on
 
 
 def check_classes(data: LabelledDataset, classes: ClassTable, spec: str, model: str) -> None:

@@ -46,11 +46,13 @@ class DemoConfig:
     Attributes:
         opacity: weight of the class colours over the input, 0..1.
         fps_target: frame budget is 1000 / fps_target ms.
-        show: open a window (needs a display and an OpenCV with GUI support).
+        show: open a window (needs a display and an OpenCV with GUI support: opencv-python,
+            not the base install's opencv-python-headless).
         out: write the annotated video here (.mp4/.avi/.mkv) at the source's size and frame rate.
         max_frames: stop after this many processed frames (None: until the source ends).
         snapshot_dir: where the ``s`` key saves PNG snapshots.
-        size: (H, W) of synthetic frames / resolution requested from a camera (None: default).
+        frame_size: (H, W) of synthetic frames / resolution requested from a camera (None:
+            the source's default).
         threads: ONNX Runtime intra-op threads (default 2, as in bench; None or 0: ORT's default).
         provider: ``"cpu"``, ``"tidl"`` or ``"openvino"`` execution provider.
         artifacts: TIDL artifacts folder (provider ``"tidl"``).
@@ -66,7 +68,7 @@ class DemoConfig:
     out: str | None = None
     max_frames: int | None = None
     snapshot_dir: str = "snapshots"
-    size: tuple[int, int] | None = None
+    frame_size: tuple[int, int] | None = None
     threads: int | None = 2
     provider: str = "cpu"
     artifacts: str | None = None
@@ -169,7 +171,9 @@ def _open_source(spec: Any, cfg: DemoConfig):
     from .sources import open_source
 
     # max_frames is enforced by the loop: for a live source it counts processed frames.
-    return open_source(str(spec) if isinstance(spec, Path) else spec, size=cfg.size, seed=cfg.seed)
+    return open_source(
+        str(spec) if isinstance(spec, Path) else spec, size=cfg.frame_size, seed=cfg.seed
+    )
 
 
 def _stats(values: list[float]) -> StageStats:
@@ -204,7 +208,7 @@ def run_demo(
     seg = _open_segmenter(model_path, cfg)
     source = _open_source(source_spec, cfg)
     if not cfg.show and not cfg.out:
-        log.warning("neither a window nor --out: the demo only measures (add --out out.mp4)")
+        log.warning("no --out and no --show: the demo only measures (add --out out.mp4)")
     loop = _DemoLoop(seg, source, cfg)
     with source:
         loop.run()

@@ -32,6 +32,12 @@ class MissingDependencyError(GradgroupError):
     exit_code = 2
 
 
+class BudgetError(GradgroupError):
+    """A benchmark missed its frame budget and the user asked that to fail (exit code 3)."""
+
+    exit_code = 3
+
+
 def first_line(exc: BaseException) -> str:
     """Return the first non-blank line of ``exc``'s message, or its type name if it has none.
 

@@ -76,7 +76,7 @@ def caption(fps: float) -> str:
         f"90th percentile {FIT_ERROR['cv_p90_pct']:.0f} % (the data's own noise: median "
         f"{FIT_ERROR['noise_median_pct']:.0f} %); band = that 90th percentile; "
         f"meets {fps:g} fps: yes / no / maybe (budget inside the band); other SoCs are not "
-        "validated (bench/SOC_ESTIMATE.md)"
+        "validated (the model: gradgroup.deploy.estimate)"
     )
 
 

@@ -66,9 +66,37 @@ def temp_beside(path: str | Path, tag: str = "tmp") -> Path:
 
 
 def publish(tmp: Path, path: str | Path) -> None:
-    """Move a finished temp file onto ``path`` (readable by all, as artifacts are shared data)."""
+    """Move a finished temp file onto ``path`` durably (readable by all: artifacts are shared).
+
+    The file's data reaches the disk (``fsync``) before the rename, and the rename itself (the
+    folder's ``fsync``, where the OS allows one) after it, so a power cut leaves either the old
+    file or the complete new one under the name, never an empty one.
+    """
     os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
+    fsync_path(tmp)
     os.replace(tmp, path)
+    fsync_path(Path(path).parent, folder=True)
+
+
+def fsync_path(path: str | Path, folder: bool = False) -> None:
+    """``fsync`` a file (errors propagate) or a folder (skipped where the OS or file system
+    cannot: Windows opens no folders, some file systems refuse folder fsyncs)."""
+    flags = os.O_RDONLY if os.name != "nt" or folder else os.O_RDWR  # Windows syncs writers only
+    if folder:
+        flags |= getattr(os, "O_DIRECTORY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        if folder:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not folder:
+            raise
+    finally:
+        os.close(fd)
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """The metadata every exported model carries in ONNX ``metadata_props``.
 
 deploy never needs the training config: everything it must know about a model (classes, palette,
-input size, preprocessing, architecture, alpha) is read from here. Keys are prefixed
+input size, preprocessing, architecture, alpha, training data) is read from here. Keys are prefixed
 ``gradgroup.`` and values are JSON.
 """
 
@@ -35,6 +35,8 @@ class ModelMeta:
         alpha: final gradual-grouping alpha (0.0 for a true grouped model).
         params, macs: counted at export time.
         precision: ``"fp32"`` or ``"int8"``.
+        data: the labelled data it was trained on (a dataset spec, folders absolute); None: not
+            recorded (older models), which data defaults treat as ``synthetic``.
         extra: anything else (checkpoint hash, version, mIoU, ...).
     """
 
@@ -47,6 +49,7 @@ class ModelMeta:
     params: int = 0
     macs: int = 0
     precision: str = "fp32"
+    data: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_props(self) -> dict[str, str]:
@@ -62,6 +65,7 @@ class ModelMeta:
             "params": self.params,
             "macs": self.macs,
             "precision": self.precision,
+            **({"data": self.data} if self.data is not None else {}),
             **self.extra,
         }
         return {PREFIX + k: to_json(v) for k, v in props.items()}

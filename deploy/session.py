@@ -213,7 +213,7 @@ def openvino_devices() -> list[Any]:
         raise MissingDependencyError(
             "the OpenVINO plugin offers no CPU device on this machine: it serves Intel devices "
             f"only and this CPU is {', '.join(vendors) or platform.processor() or 'unknown'} "
-            "(bench/OPENVINO.md measures OpenVINO itself there); use --provider cpu"
+            "(OpenVINO's own runtime may still run there, outside ONNX Runtime); use --provider cpu"
         )
     return devices
 

@@ -230,12 +230,13 @@ class VideoRecorder:
 
 def check_display() -> None:
     """Raise InputError unless a window can be shown (GUI-enabled OpenCV and a display)."""
-    hint = "run headless with --no-show --out out.mp4"
+    hint = "run headless (without --show) with --out out.mp4"
     gui = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
     if gui and gui.group(1).upper() == "NONE":
         raise InputError(
             f"this OpenCV has no GUI support (opencv-python-headless) so it cannot show a window; "
-            f"{hint}, or install opencv-python"
+            f"{hint}, or replace it: pip uninstall opencv-python-headless && pip install "
+            "opencv-python"
         )
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")

@@ -6,7 +6,11 @@
 - ``images:DIR``: a folder of images, in name order;
 - ``video:FILE``: the first frames of a video file;
 - ``cityscapes:DIR``: Cityscapes ``leftImg8bit/train`` images (through deploy's dataset reader,
-  which also expects the ``gtFine`` labels beside them).
+  which also expects the ``gtFine`` labels beside them);
+- ``folder:DIR``: the train images of a ``folder:DIR`` dataset (as ``--data`` takes it).
+
+:class:`~gradgroup.export.onnx_export.ExportConfig` defaults to ``model``: the data the checkpoint
+was trained on, which is one of ``synthetic``, ``cityscapes:DIR`` and ``folder:DIR``.
 
 Frames are resized exactly as deploy resizes them
 (:func:`~gradgroup.deploy.preprocess.resize_frame`) and stored as uint8 RGB at the model's input
@@ -29,7 +33,8 @@ from gradgroup.deploy.preprocess import Preprocess, resize_frame
 
 log = logging.getLogger(__name__)
 
-KINDS = ("synthetic", "images", "video", "cityscapes")
+KINDS = ("synthetic", "images", "video", "cityscapes", "folder")
+DATASETS = ("cityscapes", "folder")  # labelled datasets: their train split is read
 MIN_FRACTION = 0.5  # fewer usable frames than this share of the request is an error
 
 
@@ -49,11 +54,11 @@ def parse_calib_spec(spec: str) -> tuple[str, str]:
     if kind not in KINDS or (kind == "synthetic") != (not path):
         raise InputError(
             f"calibration data {spec!r} is not understood; use synthetic, images:DIR, "
-            "video:FILE or cityscapes:DIR"
+            "video:FILE, cityscapes:DIR or folder:DIR"
         )
     if path and not Path(path).expanduser().exists():
         raise InputError(f"calibration data {spec!r}: {path} does not exist")
-    if kind == "images" and not Path(path).expanduser().is_dir():
+    if kind in ("images", "folder") and not Path(path).expanduser().is_dir():
         raise InputError(f"calibration data {spec!r}: {path} is not a folder")
     if kind == "video" and not Path(path).expanduser().is_file():
         raise InputError(f"calibration data {spec!r}: {path} is not a file")
@@ -70,7 +75,7 @@ def collect_calib_frames(spec: str, count: int, pre: Preprocess, seed: int = 0) 
     if count < 1:
         raise InputError(f"--calib-frames {count} must be at least 1")
     kind, path = parse_calib_spec(spec)
-    if kind == "cityscapes":
+    if kind in DATASETS:
         rgb, names, skipped = _from_dataset(spec, count)
         images = [resize_frame(im, pre, "RGB") for im in rgb]
     else:
@@ -113,7 +118,7 @@ def _from_dataset(spec: str, count: int) -> tuple[list[np.ndarray], list[str], l
         try:
             sample = data[i]
         except InputError:  # the dataset stops on corrupt files; calibration skips them
-            pairs = getattr(data, "pairs", None)  # Cityscapes: (image, label) paths
+            pairs = getattr(data, "pairs", None)  # (image, label) paths
             skipped.append(pairs[i][0].name if pairs else f"sample {i}")
             continue
         images.append(sample.image)

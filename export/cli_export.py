@@ -1,10 +1,13 @@
-"""``gradgroup export``: checkpoint -> verified ONNX with true grouped convs + calibration set."""
+"""``gradgroup export``: checkpoint -> verified ONNX with true grouped convs + calibration set.
+
+Flags map 1:1 onto :class:`~.onnx_export.ExportConfig` (``--config`` files use its field names).
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from gradgroup.deploy.cli_config import config_from_args
+from gradgroup.deploy.cli_config import add_config_flags, config_from_args
 from gradgroup.deploy.fileio import to_json
 from gradgroup.deploy.preprocess import parse_size
 
@@ -12,6 +15,7 @@ EXAMPLES = """examples:
   gradgroup export runs/dg4/best.pt --out dg4.onnx
   gradgroup export runs/dg4/best.pt --out dg4.tidl.onnx --target tidl --input uint8 --output argmax
   gradgroup export runs/dg4/best.pt --out dg4.onnx --calib-data images:frames/ --calib-frames 128
+  gradgroup export runs/dg4/best.pt --out dg4.onnx --config export.yaml --print-config
 """
 
 
@@ -31,7 +35,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
     parser.add_argument("checkpoint", help="checkpoint written by gradgroup train")
     parser.add_argument("--out", required=True, help="ONNX file to write (.onnx; required)")
-    parser.add_argument("--size", help="input size HxW (default: the checkpoint's)")
+    parser.add_argument(
+        "--size", metavar="HxW", help="model input size HxW (default: the checkpoint's)"
+    )
     parser.add_argument(
         "--opset", type=int, choices=OPSETS, default=d.opset, metavar="N", help="ONNX opset, 11..18"
     )
@@ -70,18 +76,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="export the masked dense form when alpha > 0 (no grouped convs)",
     )
-    parser.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+    parser.add_argument("--no-simplify", dest="simplify", action="store_false", help="skip onnxsim")
     parser.add_argument(
         "--rewrite",
         action="append",
         default=[],
         metavar="NAME",
-        help="extra graph rewrite to apply (repeatable), e.g. shuffle_to_gather",
+        help="extra graph rewrite to apply (repeatable), e.g. shuffle_to_gather (default: none)",
     )
     parser.add_argument(
         "--calib-data",
         default=d.calib_data,
-        help="calibration frames: synthetic|images:DIR|video:FILE|cityscapes:DIR|none",
+        help="calibration frames: model (the checkpoint's training data, train split) | "
+        "synthetic | images:DIR | video:FILE | cityscapes:DIR | folder:DIR | none",
     )
     parser.add_argument(
         "--calib-frames", type=int, default=d.calib_frames, help="calibration frames to store"
@@ -89,19 +96,36 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--verify-frames", type=int, default=d.verify_frames, help="scenes to verify on"
     )
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="hide progress bars"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_config_flags(parser, ExportConfig, dests={"rewrites": "rewrite"})
+
+
+def export_config(args: argparse.Namespace):
+    """The :class:`~.onnx_export.ExportConfig` the flags (and a ``--config`` file) describe."""
+    from .onnx_export import ExportConfig
+
+    return config_from_args(
+        ExportConfig, args, {"rewrite": "rewrites"},
+        size=parse_size(args.size) if args.size else None,
+        calib_data=None if args.calib_data == "none" else args.calib_data,
+    )  # fmt: skip
+
+
+def resolved_config(args: argparse.Namespace) -> dict:
+    """``--print-config``: the export settings by ExportConfig field name."""
+    from dataclasses import asdict
+
+    return asdict(export_config(args))
 
 
 def run(args: argparse.Namespace) -> int:
-    from .onnx_export import ExportConfig, export_onnx
+    from .onnx_export import export_onnx
     from .verify import format_checks
 
-    cfg = config_from_args(
-        ExportConfig, args, {"rewrite": "rewrites"},
-        size=parse_size(args.size) if args.size else None,
-        simplify=not args.no_simplify,
-        calib_data=None if args.calib_data == "none" else args.calib_data,
-    )  # fmt: skip
+    cfg = export_config(args)
     result = export_onnx(args.checkpoint, args.out, cfg)
     if args.json:
         print(to_json(result.to_dict(), indent=2))

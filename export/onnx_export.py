@@ -23,6 +23,7 @@ import torch
 
 from gradgroup import __version__
 from gradgroup.deploy.calibset import save_calibset
+from gradgroup.deploy.datasets import MODEL_DATA, resolve_data
 from gradgroup.deploy.errors import InputError, RunError
 from gradgroup.deploy.fileio import atomic_path, check_writable, to_json, write_text_atomic
 from gradgroup.deploy.graph.core import grouped_conv_count
@@ -30,6 +31,7 @@ from gradgroup.deploy.graph.tidl_check import UNSUPPORTED, check_tidl, count_fin
 from gradgroup.deploy.metadata import ModelMeta, write_meta
 from gradgroup.train.checkpoint import (
     checkpoint_classes,
+    checkpoint_data,
     checkpoint_preprocess,
     load_checkpoint,
     model_from_checkpoint,
@@ -67,7 +69,9 @@ class ExportConfig:
     dense: bool = False  # export the masked dense form when alpha > 0
     simplify: bool = True
     rewrites: tuple[str, ...] = ()  # extra registered rewrites, run after the shuffle/target ones
-    calib_data: str | None = "synthetic"  # None: no calibration set
+    # model: the train split of the checkpoint's own training data (synthetic when it records
+    # none); None: no calibration set; otherwise a calib_data spec.
+    calib_data: str | None = MODEL_DATA
     calib_frames: int = 64
     verify_frames: int = 4
     seed: int = 0
@@ -94,7 +98,8 @@ class ExportConfig:
         if self.verify_frames < 1:
             raise InputError(f"verify_frames {self.verify_frames} must be at least 1")
         if self.calib_data is not None:
-            parse_calib_spec(self.calib_data)
+            if self.calib_data != MODEL_DATA:  # resolved against the checkpoint when exporting
+                parse_calib_spec(self.calib_data)
             if self.calib_frames < 1:
                 raise InputError(f"--calib-frames {self.calib_frames} must be at least 1")
 
@@ -177,9 +182,11 @@ def export_onnx(
     model, alpha = to_deploy_form(model_from_checkpoint(ckpt).eval(), cfg.dense)
     count = count_model(model, pre.size)
 
-    calib = None
+    trained_on = checkpoint_data(ckpt)
+    calib, calib_spec = None, None
     if cfg.calib_data is not None:  # read it first: bad calibration input fails before any work
-        calib = collect_calib_frames(cfg.calib_data, cfg.calib_frames, pre, cfg.seed)
+        calib_spec = resolve_data(cfg.calib_data, trained_on, "--calib-data")
+        calib = collect_calib_frames(calib_spec, cfg.calib_frames, pre, cfg.seed)
 
     raw = _torch_export(model, pre, cfg)
     grouped = grouped_conv_count(raw)
@@ -221,6 +228,7 @@ def export_onnx(
         params=count.params,
         macs=count.macs,
         precision="fp32",
+        data=trained_on,
         extra={
             "checkpoint_sha256": _sha256(ckpt_path),
             "gradgroup_version": __version__,
@@ -246,7 +254,7 @@ def export_onnx(
         rewrites=rewrites,
         tidl=tidl,
         tidl_findings=[f.to_dict() for f in findings],
-        config={**asdict(cfg), "shuffle": cfg.shuffle_form},
+        config={**asdict(cfg), "shuffle": cfg.shuffle_form, "calib_data": calib_spec},
     )
     _write_outputs(final, out, result, calib, pre, start)
     return result

@@ -1,8 +1,11 @@
 """The ``gradgroup`` command: one entry point, subcommands imported lazily.
 
 Each subcommand is one module exposing ``configure(parser)`` (adds its flags) and
-``run(args) -> int`` (calls the stage's API and returns the exit code). Only the chosen module
-is imported, so ``gradgroup bench --help`` works on a board without torch.
+``run(args) -> int`` (calls the stage's API and returns the exit code); one that takes
+``--config`` also has ``resolved_config(args) -> dict`` for ``--print-config``. Only the chosen
+module is imported, so ``gradgroup bench --help`` works on a board without torch. The shared
+vocabulary is handled here: ``--config``/``--print-config``, and ``--no-progress`` (or ``-q``)
+turning off every progress bar the command would show.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import importlib
 import logging
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 
@@ -90,14 +94,23 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
     """Every subcommand's help: defaults shown (unless the text already says), examples as written.
 
     A plain switch (``--json``, ``--no-eval``) shows none: its default is the value of the setting
-    it turns off or on, which reads as the opposite ("--no-eval (default: True)").
+    it turns off or on, which reads as the opposite ("--no-eval (default: True)"). Nor do a
+    required option, a None or an empty default: their help text says what happens instead.
     """
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        # Never break inside an option name or a hyphenated word ("--no-cross-" / "cap").
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         switch = action.nargs == 0 and not isinstance(action, argparse.BooleanOptionalAction)
-        if "default" in text or action.default is None or switch:
+        empty = action.default is None or action.default in ("", [], ())
+        if "default" in text or empty or switch or action.required:
             return text
+        if isinstance(action, argparse.BooleanOptionalAction) and isinstance(action.default, bool):
+            on, off = action.option_strings[:2]  # --amp, --no-amp
+            return f"{text} (default: {on if action.default else off})"
         return super()._get_help_string(action)
 
 
@@ -141,10 +154,19 @@ def main(argv: list[str] | None = None) -> int:
     module.configure(cmd_parser)
     rest = list(argv)
     rest.remove(name)
-    args = cmd_parser.parse_args(rest)
-    _setup_logging(args)
     try:
-        with _sigterm_as_interrupt():
+        from gradgroup.deploy.cli_config import format_config, parse_with_config
+
+        args = parse_with_config(cmd_parser, rest)  # --config FILE: its values as the defaults
+        _setup_logging(args)
+        if args.quiet and hasattr(args, "progress"):
+            args.progress = False  # -q: warnings and errors only, no bars either
+        if getattr(args, "print_config", False):
+            as_json = getattr(args, "json", False)
+            print(format_config(module.resolved_config(args), as_json=as_json))
+            return 0
+        quiet = getattr(args, "progress", True) is False
+        with _sigterm_as_interrupt(), _no_progress_bars() if quiet else contextlib.nullcontext():
             return int(module.run(args) or 0)
     except GradgroupError as exc:
         print(f"gradgroup: error: {exc}", file=sys.stderr)
@@ -158,6 +180,25 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a write that failed mid-run (disk full, ulimit -f): one line too
         print(f"gradgroup: error: {_os_error(exc)}", file=sys.stderr)
         return 1
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """Every tqdm bar disabled for the block, whichever module opens it (``--no-progress``)."""
+    from tqdm import tqdm
+
+    saved = tqdm.__dict__["__init__"]  # restored as it was (tqdm wraps it in a partialmethod)
+    init = tqdm.__init__
+
+    def disabled(self: tqdm, *args: object, **kwargs: object) -> None:
+        kwargs["disable"] = True
+        init(self, *args, **kwargs)
+
+    tqdm.__init__ = disabled  # subclasses (tqdm.auto, tqdm.contrib) call it too
+    try:
+        yield
+    finally:
+        tqdm.__init__ = saved
 
 
 @contextlib.contextmanager

@@ -36,7 +36,8 @@ class PipelineConfig:
         baseline_init: the same for the baseline (``shipped``: fine-tuned from its weights).
         lr: Adam learning rate; None: 2e-3 from scratch (budget runs are short), 1e-3 from a
             trained start.
-        max_drop: mIoU points the int8 models may lose before layers stay in float.
+        max_drop: mIoU the int8 models may lose before layers stay in float, a fraction
+            (``--max-drop`` takes points: 2 is 0.02).
         bench_seconds: timed seconds per model in the benchmark.
         demo_frames: frames of the synthetic drive rendered to the demo video.
         threads: ONNX Runtime threads for the benchmark and the demo.
@@ -58,7 +59,7 @@ class PipelineConfig:
     init: str = "shipped"
     baseline_init: str = "shipped"
     lr: float | None = None
-    max_drop: float = 2.0
+    max_drop: float = 0.02
     bench_seconds: float = 4.0
     demo_frames: int = 60
     threads: int = 2

@@ -11,6 +11,7 @@ checkpoint. Output layout::
     OUT/bench.json, bench.md, bench.png         side-by-side benchmark
     OUT/demo.mp4                                annotated synthetic drive
     OUT/report.md, report.json, tradeoff.png    the summary
+    OUT/run.json                                versions, command line and settings
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from gradgroup import stages
 from gradgroup.config import STAGES, PipelineConfig
 from gradgroup.deploy.errors import InputError
 from gradgroup.deploy.fileio import check_writable, folder_lock, to_json, write_text_atomic
+from gradgroup.deploy.provenance import write_run_record
 from gradgroup.results import STAGE_TYPES, Results, StageResult
 
 log = logging.getLogger(__name__)
@@ -142,6 +144,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> PipelineResult:
 def _run_stages(cfg: PipelineConfig, out: Path, start: float, progress: bool) -> PipelineResult:
     """The stages in order, each reused from ``OUT/state.json`` when it finished before."""
     state = _State(out, cfg)
+    write_run_record(out, asdict(cfg))  # versions, command line, settings: OUT/run.json
     steps: list[tuple[str, Callable[..., StageResult], float]] = [
         ("train", stages.train_models, 2 * cfg.budget_min * 60),
         ("export", stages.export_models, 20),

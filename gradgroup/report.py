@@ -22,7 +22,8 @@ HEADER = [
 
 
 def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f}"
+    """A fraction (mIoU, agreement, drop) printed in percent or points."""
+    return "—" if value is None else f"{100 * value:.1f}"
 
 
 def model_rows(cfg: PipelineConfig, results: Results, table: str) -> list[dict[str, Any]]:
@@ -32,8 +33,7 @@ def model_rows(cfg: PipelineConfig, results: Results, table: str) -> list[dict[s
         run = results.train.runs[bench.model]
         acc = results.calib.models[bench.model].accuracy
         if bench.precision == "fp32":  # the exported model on the held-out scenes; else training's
-            trained = 100 * run.miou if run.miou is not None else None
-            miou = acc.fp32_miou if acc is not None else trained
+            miou = acc.fp32_miou if acc is not None else run.miou
             drop = None
         else:
             miou, drop = (acc.int8_miou, acc.drop) if acc is not None else (None, None)
@@ -130,7 +130,7 @@ def build_report(cfg: PipelineConfig, out: Path, results: Results) -> ReportFile
         f"gradgroup {__version__} · {system.cpu} · {system.threads} ONNX Runtime threads "
         f"({system.onnxruntime}) · Python {platform.python_version()}",
         f"Data: {cfg.data} · model size {cfg.size[0]}x{cfg.size[1]} · training budget "
-        f"{cfg.budget_min:g} min per model · int8 max drop {cfg.max_drop:g} mIoU points",
+        f"{cfg.budget_min:g} min per model · int8 max drop {100 * cfg.max_drop:g} mIoU points",
         "",
         "## Training",
         "",
@@ -154,7 +154,7 @@ def build_report(cfg: PipelineConfig, out: Path, results: Results) -> ReportFile
                     f"{r.seconds_per_iteration:.2f}",
                     f"{r.seconds / 60:.1f}",
                     f"{r.alpha:g}",
-                    _pct(100 * r.miou if r.miou is not None else None),
+                    _pct(r.miou),
                 ]
                 for a, r in runs.items()
             ],

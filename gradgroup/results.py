@@ -121,12 +121,18 @@ class ExportStage:
 
 @dataclass(frozen=True)
 class Accuracy(_Record):
-    """fp32 vs int8 on the held-out scenes, as calib measures it: mIoU points, agreement %."""
+    """fp32 vs int8 on the held-out scenes, as calib measures it; fractions (0..1)."""
 
     fp32_miou: float
     int8_miou: float
     drop: float
     agreement: float
+
+    def __post_init__(self) -> None:
+        # state.json written before the fractions (percent, agreement ~97) must not be read
+        # as fractions: it no longer parses, and the stage runs again.
+        if not all(-1.0 <= v <= 1.0 for v in (self.fp32_miou, self.int8_miou, self.agreement)):
+            raise ValueError("accuracy in percent (an older state.json); expected fractions")
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,9 @@ def _plan(folder: Path, arch: str, cfg: PipelineConfig, form: str) -> dict[str, 
 def export_models(cfg: PipelineConfig, out: Path, results: Results, progress: bool) -> ExportStage:
     """Export each checkpoint: ORT form (+ calibration set), TIDL-legal form, deployment size.
 
+    Calibration sets are the train images of the pipeline's ``--data`` (passed explicitly; the
+    checkpoints record it too), so int8 is calibrated on the data it is scored on.
+
     The deployment-size model is what a camera pipeline runs: raw uint8 frames in, class ids out
     (normalization and argmax inside the graph, ~16 ms a frame less host work at 1024x512).
     """
@@ -164,14 +167,17 @@ def export_models(cfg: PipelineConfig, out: Path, results: Results, progress: bo
     exports: dict[str, ExportedModel] = {}
     for arch, run in results.train.runs.items():
         ckpt = run.checkpoint
-        ort = export_onnx(ckpt, models / f"{arch}.onnx", ExportConfig(size=cfg.size, seed=cfg.seed))
+        ort = export_onnx(
+            ckpt, models / f"{arch}.onnx",
+            ExportConfig(size=cfg.size, calib_data=cfg.data, seed=cfg.seed),
+        )  # fmt: skip
         tidl = export_onnx(
             ckpt, models / "tidl" / f"{arch}.onnx",
             ExportConfig(size=cfg.size, target="tidl", calib_data=None),
         )  # fmt: skip
         big = export_onnx(
             ckpt, models / "deploy" / f"{arch}.onnx",
-            ExportConfig(size=cfg.deploy_size, calib_data="synthetic", calib_frames=8,
+            ExportConfig(size=cfg.deploy_size, calib_data=cfg.data, calib_frames=8,
                          input="uint8", output="argmax"),
         )  # fmt: skip
         for res in (ort, tidl, big):
@@ -214,7 +220,7 @@ def calibrate_models(
         quantized[arch] = QuantizedModel(
             int8_onnx=int8.path,
             deploy_int8_onnx=big.path,
-            accuracy=None if int8.accuracy is None else Accuracy.from_dict(int8.accuracy),
+            accuracy=None if int8.accuracy is None else Accuracy.from_dict(int8.accuracy.to_dict()),
             float_nodes=tuple(int8.float_nodes),
             report=int8.json_path,
         )
@@ -241,7 +247,7 @@ def bench_models(cfg: PipelineConfig, out: Path, results: Results, progress: boo
         cal = results.calib.models[arch]
         accuracy[Path(results.export.models[arch].onnx).name] = run.miou
         if cal.accuracy is not None and cal.accuracy.int8_miou is not None:
-            accuracy[Path(cal.int8_onnx).name] = cal.accuracy.int8_miou / 100.0
+            accuracy[Path(cal.int8_onnx).name] = cal.accuracy.int8_miou
     acc_path = write_text(out / "accuracy.json", to_json(accuracy, indent=2))
     bcfg = BenchConfig(
         threads=cfg.threads, provider=cfg.provider, duration=cfg.bench_seconds, warmup=1.0,
@@ -306,7 +312,7 @@ def run_demo_video(cfg: PipelineConfig, out: Path, results: Results, progress: b
     demo = run_demo(
         model, "synthetic",
         DemoConfig(out=str(out / "demo.mp4"), max_frames=cfg.demo_frames, show=False,
-                   size=(2 * cfg.size[0], 2 * cfg.size[1]), threads=cfg.threads,
+                   frame_size=(2 * cfg.size[0], 2 * cfg.size[1]), threads=cfg.threads,
                    provider=cfg.provider,
                    fps_target=cfg.fps_target, seed=cfg.seed, progress=progress),
     )  # fmt: skip

@@ -25,8 +25,8 @@ SENTINELS = (  # the first step of real work of each command
 FILE_COMMANDS = {  # command -> (argv with {out}, the output's suffix)
     "export": (["export", "{ckpt}", "--out", "{out}", "--calib-frames", "2"], ".onnx"),
     "calib": (["calib", "{onnx}", "--out", "{out}", "--no-eval", "--calib-frames", "2"], ".onnx"),
-    "bench": (["bench", "{onnx}", "--runs", "1", "--warmup", "0", "--json", "{out}"], ".json"),
-    "demo": (["demo", "{onnx}", "--no-show", "--max-frames", "1", "--out", "{out}"], ".mp4"),
+    "bench": (["bench", "{onnx}", "--runs", "1", "--warmup", "0", "--json-out", "{out}"], ".json"),
+    "demo": (["demo", "{onnx}", "--max-frames", "1", "--out", "{out}"], ".mp4"),
 }
 FOLDER_COMMANDS = {
     "train": ["train", "--out", "{out}", "--size", "32x64", "--epochs", "2", "--no-progress"],
@@ -113,7 +113,7 @@ def test_a_file_size_limit_mid_run_is_one_line(tiny_onnx, tmp_path, capsys):
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (256, hard))  # Python ignores SIGXFSZ
     try:
-        code = main([*argv, "--json", str(out)])
+        code = main([*argv, "--json-out", str(out)])
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     err = capsys.readouterr().err

@@ -39,6 +39,15 @@ def test_every_artifact_exists(pipeline_run):
     assert (out / "report.md").read_text().startswith("# gradgroup pipeline report")
 
 
+def test_run_folder_records_versions_command_and_settings(pipeline_run):
+    cfg, result = pipeline_run
+    run = json.loads((Path(result.out) / "run.json").read_text())
+    assert run["config"]["arch"] == cfg.arch and run["config"]["max_drop"] == cfg.max_drop
+    assert {"onnxruntime", "onnx", "numpy", "python", "torch"} <= set(run["versions"])
+    trained = json.loads((Path(result.out) / "train" / cfg.arch / "run.json").read_text())
+    assert trained["config"]["arch"] == cfg.arch
+
+
 def test_report_fields(pipeline_run):
     cfg, result = pipeline_run
     report = json.loads(Path(result.report_json).read_text())
@@ -73,6 +82,17 @@ def test_report_fields(pipeline_run):
     tidl = onnx.load(str(Path(result.out) / "models/tidl/dg4-light.onnx"))
     assert any(n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)
                for n in tidl.graph.node)  # fmt: skip
+
+
+def test_models_record_the_pipelines_data_and_calibrate_on_it(pipeline_run):
+    cfg, result = pipeline_run
+    models = Path(result.out) / "models"
+    for rel in ("dg4-light.onnx", "dg4-light.int8.onnx", "deploy/erfnet.int8.onnx"):
+        assert read_meta(onnx.load(str(models / rel))).data == cfg.data == "synthetic", rel
+    for rel in ("dg4-light.export.json", "deploy/dg4-light.export.json"):
+        assert json.loads((models / rel).read_text())["config"]["calib_data"] == cfg.data
+    accuracy = json.loads((models / "dg4-light.int8.json").read_text())["accuracy"]
+    assert accuracy["eval_data"].startswith("synthetic val")
 
 
 def test_demo_video_is_playable(pipeline_run):

@@ -67,7 +67,7 @@ def fake_results(folder):
             a: QuantizedModel(
                 _file(folder, f"{a}.int8.onnx"),
                 _file(folder, f"{a}.d8.onnx"),
-                Accuracy(40.0, 39.5, 0.5, 97.0),
+                Accuracy(0.40, 0.395, 0.005, 0.97),
                 ("Conv_1",),
                 "r.json",
             )  # fmt: skip
@@ -156,3 +156,12 @@ def test_a_stage_whose_files_are_gone_reruns(tmp_path, monkeypatch):
     calls.clear()
     run_pipeline(cfg, progress=False)
     assert calls == ["demo", "report"]
+
+
+def test_accuracy_in_percent_from_an_older_state_does_not_parse():
+    """Accuracy became fractions; a percent-era entry must re-run calib, not be misread."""
+    with pytest.raises(ValueError, match="percent"):
+        Accuracy.from_dict({"fp32_miou": 40.0, "int8_miou": 39.5, "drop": 0.5, "agreement": 97.0})
+    assert Accuracy.from_dict(
+        {"fp32_miou": 0.4, "int8_miou": 0.395, "drop": 0.005, "agreement": 0.97}
+    ).agreement == pytest.approx(0.97)

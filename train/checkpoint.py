@@ -5,6 +5,8 @@ A checkpoint is a dict of tensors and plain data only (``torch.load(weights_only
 - ``model``: the state dict; ``model_args``: ``{"arch", "num_classes", "form", "converted"}`` so the
   same module tree can be rebuilt before loading it;
 - ``classes``: class table dict; ``preprocess``: :class:`Preprocess` fields;
+- ``data``: the dataset spec it was trained on, folders absolute (absent in older checkpoints and
+  for models trained on datasets passed in by API: :func:`checkpoint_data` is then None);
 - ``alpha``: current gradual-grouping alpha; ``epoch``, ``iteration``;
 - trainer state (``optimizer``, ``scheduler``, ``rng``, ``config``, ``metrics``) where present.
 """
@@ -72,12 +74,14 @@ def model_state(
     arch: str,
     classes: ClassTable = CITYSCAPES,
     preprocess: Preprocess | None = None,
+    data: str | None = None,
 ) -> dict[str, Any]:
-    """The model part of a checkpoint: weights plus what is needed to rebuild and deploy them."""
+    """The model part of a checkpoint: weights plus what is needed to rebuild and deploy them
+    (``data``: the dataset spec it was trained on, recorded when given)."""
     raw = getattr(model, "module", model)  # unwrap DDP
     form = getattr(raw, "form", Form.GROUPED)
     converted = Form(form) is Form.GRADUAL and not gradual_layers(raw)
-    return {
+    state = {
         "model": raw.state_dict(),
         "model_args": {
             "arch": arch,
@@ -89,6 +93,11 @@ def model_state(
         "preprocess": asdict(preprocess or Preprocess()),
         "alpha": get_alpha(raw),
     }
+    if data is not None:
+        from gradgroup.deploy.datasets import absolute_spec
+
+        state["data"] = absolute_spec(data)
+    return state
 
 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
@@ -194,6 +203,12 @@ def init_from(model: nn.Module, path: str | Path) -> InitReport:
 def checkpoint_classes(ckpt: dict[str, Any]) -> ClassTable:
     """The class table stored in a checkpoint (Cityscapes when absent)."""
     return ClassTable.from_dict(ckpt["classes"]) if "classes" in ckpt else CITYSCAPES
+
+
+def checkpoint_data(ckpt: dict[str, Any]) -> str | None:
+    """The dataset spec a checkpoint was trained on; None when it does not record one."""
+    data = ckpt.get("data")
+    return data if isinstance(data, str) and data else None
 
 
 def checkpoint_preprocess(ckpt: dict[str, Any]) -> Preprocess:

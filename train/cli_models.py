@@ -12,12 +12,25 @@ from .flops import count_model
 from .models import ZOO, create_model
 
 KINDS = ("dense", "grouped", "depthwise", "transposed")
+EXAMPLES = """names: <encoder>[-sel<k>][-light]: erfnet, d (depthwise-separable), dg<g> (pointwise
+convs in g groups), dg<g>s (+ channel shuffle); -sel<k> keeps the first k encoder blocks dense;
+-light is the light-weight decoder. MACs count convolutions only.
+
+examples:
+  gradgroup models                                  # the zoo at 512x1024, 19 classes
+  gradgroup models --size 256x512 --arch erfnet dg4-light
+  gradgroup models --arch dg4s-sel3-light --classes 11 --json
+"""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--size", default="512x1024", help="input size HxW")
+    parser.epilog = EXAMPLES
+    parser.add_argument("--size", default="512x1024", metavar="HxW", help="model input size HxW")
     parser.add_argument("--classes", type=int, default=19, help="number of classes")
-    parser.add_argument("--arch", nargs="+", default=list(ZOO), help="architectures to list")
+    parser.add_argument(
+        "--arch", nargs="+", metavar="NAME", default=list(ZOO),
+        help="architectures to list (default: the zoo: " + ", ".join(ZOO) + ")",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
 
 

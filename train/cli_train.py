@@ -2,16 +2,20 @@
 
 With ``--resume`` the run's own settings (``OUT/config.json``) are reused; only flags given with a
 non-default value override them, and the trainer refuses changes that would break the run.
+``--config FILE`` takes TrainConfig's field names, also those without a flag (``weight_decay``,
+``betas``, ``poly_power``, ``class_weight_samples``); ``OUT/run.json`` records each run's.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 from pathlib import Path
 
+from gradgroup.deploy.cli_config import add_config_flags
 from gradgroup.deploy.errors import InputError
 from gradgroup.deploy.fileio import to_json
 from gradgroup.deploy.preprocess import parse_size
@@ -23,6 +27,8 @@ EXAMPLES = """examples:
   gradgroup train --arch dg4 --schedule scratch --out runs/dg4-scratch
   gradgroup train --arch erfnet --data cityscapes:~/cityscapes --size 512x1024 --out runs/erf
   gradgroup train --out runs/dg4 --resume                          # continue after Ctrl-C
+  gradgroup train --config runs/dg4/run.json --out runs/dg4-again  # repeat a run's settings
+  gradgroup train --config recipe.yaml --lr 1e-3 --print-config    # file + flags, resolved
   torchrun --nproc_per_node 4 -m gradgroup train --arch dg4 --out runs/ddp   # multi-GPU
 """
 
@@ -42,7 +48,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("--arch", default=d.arch, help="architecture (see gradgroup models)")
     a("--data", default=d.data, help="synthetic | cityscapes:DIR | folder:DIR")
-    a("--size", default="x".join(map(str, d.size)), help="training (= model input) size HxW")
+    a("--size", default="x".join(map(str, d.size)), metavar="HxW",
+      help="training (= model input) size HxW")  # fmt: skip
     a("--epochs", type=int, default=d.epochs, help="epochs, fine-tuning included")
     a("--iters-per-epoch", type=_optional_int, default=d.iters_per_epoch,
       help="iterations per epoch (default: one pass over the training set)")  # fmt: skip
@@ -71,36 +78,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
       "(0: off)")  # fmt: skip
     a("--init", default=d.init, metavar="CKPT",
       help="start from this checkpoint's weights (e.g. a dense run for gradual grouping); "
-      "tensors that do not fit are named")  # fmt: skip
+      "tensors that do not fit are named (default: none, random weights)")  # fmt: skip
     a("--encoder-epochs", type=int, default=d.encoder_epochs,
       help="ERFNet's encoder-only first stage")  # fmt: skip
     a("--device", choices=("auto", "cpu", "cuda"), default=d.device, help="training device")
     a("--amp", action=argparse.BooleanOptionalAction, default=d.amp,
       help="mixed precision: bf16/fp16 on CUDA, bf16 on CPUs with AMX, else fp32")  # fmt: skip
     a("--out", default=d.out, help="output folder (last.pt, best.pt, metrics.jsonl)")
-    a("--resume", action="store_true", help="continue the run in --out from last.pt")
+    a("--resume", action="store_true",
+      help="continue the run in --out from last.pt with its saved settings")  # fmt: skip
     a("--seed", type=int, default=d.seed, help="seed of weights, data order and augmentation")
     a("--max-minutes", type=float, default=d.max_minutes,
-      help="stop cleanly (checkpointed) after this")  # fmt: skip
+      help="stop cleanly (checkpointed) after this (default: no time limit)")  # fmt: skip
     a("--train-length", type=_optional_int, default=d.train_length,
       help="synthetic train scenes (default 2000) / cap on files")  # fmt: skip
     a("--val-length", type=_optional_int, default=d.val_length,
       help="synthetic val scenes (default 200)")  # fmt: skip
-    a("--val-limit", type=_optional_int, default=d.val_limit, help="validate on at most N images")
+    a("--val-limit", type=_optional_int, default=d.val_limit,
+      help="validate on at most N images (default: all)")  # fmt: skip
     a("--augment", action=argparse.BooleanOptionalAction, default=d.augment,
       help="flip, scale, crop")  # fmt: skip
     a("--progress", action=argparse.BooleanOptionalAction, default=d.progress,
-      help="progress bar")  # fmt: skip
+      help="progress bar (-q hides it too)")  # fmt: skip
     a("--json", action="store_true", help="print the result as JSON")
-
-
-FIELDS = (
-    "arch", "data", "size", "epochs", "iters_per_epoch", "batch_size", "lr", "workers",
-    "schedule", "alpha_shape", "alpha_start", "alpha_end", "alpha_span", "finetune_epochs",
-    "layer_alpha", "cross_cap", "bn_recalib", "init", "encoder_epochs", "device", "amp", "out",
-    "resume", "seed", "max_minutes", "train_length", "val_length", "val_limit", "augment",
-    "progress",
-)  # fmt: skip
+    add_config_flags(parser, "gradgroup.train.recipe:TrainConfig")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -108,7 +109,9 @@ def config_from_args(args: argparse.Namespace):
     from .recipe import ADDED_LATER
     from .trainer import TrainConfig
 
-    values = {k: getattr(args, k) for k in FIELDS}
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    # Every field the flags (or a --config file) set; those without a flag keep their default.
+    values = {k: getattr(args, k) for k in names if hasattr(args, k)}
     values["size"] = parse_size(args.size)
     if args.resume:
         saved = Path(args.out) / "config.json"
@@ -122,10 +125,16 @@ def config_from_args(args: argparse.Namespace):
             raise InputError(f"--resume: {saved} is not a run's config (no settings in it)")
         old = {**ADDED_LATER, **old}  # a run saved before a setting existed goes on as it began
         default = TrainConfig()  # the flags' defaults (tests/test_cli_defaults.py)
-        for key in FIELDS:
-            if key in old and key not in ("out", "resume") and values[key] == getattr(default, key):
+        for key in names:
+            unset = values.get(key, getattr(default, key)) == getattr(default, key)
+            if key in old and key not in ("out", "resume") and unset:
                 values[key] = old[key]
     return TrainConfig.from_dict(values)
+
+
+def resolved_config(args: argparse.Namespace) -> dict:
+    """``--print-config``: the TrainConfig the run would use (the saved one merged on --resume)."""
+    return config_from_args(args).to_dict()
 
 
 def run(args: argparse.Namespace) -> int:

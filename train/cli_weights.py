@@ -22,11 +22,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true",
                         help="re-measure every shipped file against the manifest")  # fmt: skip
     parser.add_argument("--pack", metavar="RUN", default=None,
-                        help="add RUN/last.pt to the shipped weights (tensors only)")  # fmt: skip
+                        help="add RUN/last.pt to the shipped weights (tensors only; default: "
+                        "list them)")  # fmt: skip
     parser.add_argument("--name", default=None, help="file name for --pack (default ARCH.pt)")
     parser.add_argument("--command", action="append", default=[],
-                        help="a command that produced the run (repeat, in order)")  # fmt: skip
-    parser.add_argument("--machine", default="", help="where it was trained (CPU, threads)")
+                        help="a command that produced the run (repeat, in order; default: "
+                        "none)")  # fmt: skip
+    parser.add_argument("--machine", default="",
+                        help="where it was trained (CPU, threads; default: empty)")  # fmt: skip
     parser.add_argument("--folder", default=None, help="weights folder (default: the package's)")
     parser.add_argument("--json", action="store_true", help="print the manifest as JSON")
 

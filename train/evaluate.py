@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 class EvalConfig:
     """What to evaluate on."""
 
-    data: str = "synthetic"  # synthetic | cityscapes:DIR | folder:DIR
+    # model (the data the model was trained on, from its checkpoint or metadata; synthetic when
+    # it records none) | synthetic | cityscapes:DIR | folder:DIR
+    data: str = "model"
     split: str = "val"
     limit: int | None = None  # at most this many images
     device: str = "auto"  # for checkpoints
@@ -47,11 +49,15 @@ class EvalConfig:
     artifacts: str | None = None
     tidl_options: tuple[tuple[str, str], ...] = ()
     ov_options: tuple[tuple[str, str], ...] = ()
+    # Score at the label's resolution (the prediction upsampled, nearest), not the model's.
+    full_res: bool = False
 
 
 @dataclass(frozen=True)
 class EvalResult:
-    """mIoU, per-class IoU (None: class absent from the ground truth) and pixel accuracy."""
+    """mIoU, mAcc, per-class IoU and accuracy (None: class absent from the ground truth, left out
+    of the means), pixel accuracy and the confusion matrix (rows = ground truth, columns =
+    prediction, in the order of ``classes``), all as fractions or pixel counts."""
 
     model: str
     kind: str  # checkpoint | onnx
@@ -59,10 +65,15 @@ class EvalResult:
     data: str
     split: str
     images: int
-    size: tuple[int, int]
+    size: tuple[int, int]  # the model's input size
+    full_res: bool  # scored at the label's resolution rather than at ``size``
     miou: float
+    macc: float
     pixel_accuracy: float
     iou: dict[str, float | None]
+    acc: dict[str, float | None]
+    classes: tuple[str, ...]
+    confusion: tuple[tuple[int, ...], ...]
     seconds: float
 
     def to_dict(self) -> dict:
@@ -70,10 +81,12 @@ class EvalResult:
 
 
 def evaluate_path(model: str | Path, cfg: EvalConfig = EvalConfig()) -> EvalResult:
-    """Evaluate a ``.pt`` checkpoint or an ``.onnx`` model on a labelled dataset at its input size.
+    """Evaluate a ``.pt`` checkpoint or an ``.onnx`` model on a labelled dataset, at its input
+    size or (``cfg.full_res``) at the labels' size.
 
     Raises:
-        InputError: unknown model type, unreadable model, or data whose classes do not match.
+        InputError: unknown model type, unreadable model, data whose classes do not match, or
+            ``model`` data that is not on this machine.
     """
     path = Path(model)
     suffix = path.suffix.lower()
@@ -85,26 +98,30 @@ def evaluate_path(model: str | Path, cfg: EvalConfig = EvalConfig()) -> EvalResu
             tidl_options=dict(cfg.tidl_options) or None, ov_options=dict(cfg.ov_options) or None,
         )  # fmt: skip
         predict, spec, classes = seg.predict_rgb, seg.meta.preprocess, seg.meta.classes
+        trained_on = seg.meta.data
     elif suffix in (".pt", ".pth"):
-        predict, spec, classes = _checkpoint_predictor(path, cfg.device)
+        predict, spec, classes, trained_on = _checkpoint_predictor(path, cfg.device)
     else:
         raise InputError(f"model {path} is neither a .pt checkpoint nor an .onnx file")
-    from gradgroup.deploy.datasets import check_classes, open_dataset
+    from gradgroup.deploy.datasets import check_classes, open_dataset, resolve_data
     from gradgroup.deploy.evaluate import evaluate
 
-    synthetic = cfg.data == "synthetic"
+    spec_data = resolve_data(cfg.data, trained_on, "--data")
+    synthetic = spec_data == "synthetic"  # rendered at the model size: full_res changes nothing
     length = cfg.limit if synthetic else None
-    data = open_dataset(cfg.data, cfg.split, size=spec.size if synthetic else None, length=length)
-    check_classes(data, classes, cfg.data, path.name)
+    data = open_dataset(spec_data, cfg.split, size=spec.size if synthetic else None, length=length)
+    check_classes(data, classes, spec_data, path.name)
     total = len(data) if cfg.limit is None else min(cfg.limit, len(data))
     start = time.perf_counter()
     metrics = evaluate(predict, _pairs(data, total), spec, classes.num_classes, total=total,
-                       progress=cfg.progress)  # fmt: skip
+                       progress=cfg.progress, full_res=cfg.full_res)  # fmt: skip
+    per_class = metrics.to_dict(classes.names)
     return EvalResult(
         model=str(path), kind="onnx" if suffix == ".onnx" else "checkpoint",
-        provider=cfg.provider if suffix == ".onnx" else "torch", data=cfg.data,
-        split=cfg.split, images=total, size=spec.size, miou=metrics.miou,
-        pixel_accuracy=metrics.pixel_accuracy, iou=metrics.to_dict(classes.names)["iou"],
+        provider=cfg.provider if suffix == ".onnx" else "torch", data=spec_data,
+        split=cfg.split, images=total, size=spec.size, full_res=cfg.full_res, miou=metrics.miou,
+        macc=metrics.macc, pixel_accuracy=metrics.pixel_accuracy, iou=per_class["iou"],
+        acc=per_class["acc"], classes=classes.names, confusion=metrics.matrix,
         seconds=time.perf_counter() - start,
     )  # fmt: skip
 
@@ -118,6 +135,7 @@ def _pairs(data, total: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
 def _checkpoint_predictor(path: Path, device: str):
     from .checkpoint import (
         checkpoint_classes,
+        checkpoint_data,
         checkpoint_preprocess,
         load_checkpoint,
         model_from_checkpoint,
@@ -128,7 +146,8 @@ def _checkpoint_predictor(path: Path, device: str):
     spec: Preprocess = checkpoint_preprocess(ckpt)
     classes: ClassTable = checkpoint_classes(ckpt)
     model = model_from_checkpoint(ckpt)
-    return torch_predictor(model, spec, pick_device(device)), spec, classes
+    predict = torch_predictor(model, spec, pick_device(device))
+    return predict, spec, classes, checkpoint_data(ckpt)
 
 
 def torch_predictor(

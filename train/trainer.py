@@ -15,7 +15,8 @@ budget. Every iteration reseeds torch from (seed, rank, iteration) and the data 
 of the iteration (:mod:`.data`), which is what makes ``resume`` continue bit-exactly from a
 checkpoint taken at an epoch end, on Ctrl-C or when ``max_minutes`` runs out.
 
-Output folder: ``config.json``, ``metrics.jsonl`` (one line per epoch), ``last.pt``, ``best.pt``.
+Output folder: ``config.json``, ``run.json`` (versions, command line, settings), ``metrics.jsonl``
+(one line per epoch), ``last.pt``, ``best.pt``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from torch.utils.data import DataLoader, Subset
 from gradgroup.deploy.errors import InputError
 from gradgroup.deploy.fileio import check_writable, folder_lock, to_json, write_text_atomic
 from gradgroup.deploy.preprocess import Preprocess
+from gradgroup.deploy.provenance import write_run_record
 
 from .checkpoint import rng_states, set_rng_states
 from .data import Augment, LabelledDataset, SegDataset, StreamSampler, class_weights, spread
@@ -113,6 +115,9 @@ class _Run:
         if cfg.init and not cfg.resume and not Path(cfg.init).is_file():
             raise InputError(f"--init {cfg.init} does not exist")
         self.spec = Preprocess(*cfg.size)
+        # The checkpoint records the data spec (export and calib default to it); datasets passed
+        # in by API have none.
+        self.data_spec = cfg.data if train_set is None and val_set is None else None
         source = _open(cfg, "train", train_set)
         self.classes = source.classes
         self.num_classes = source.classes.num_classes
@@ -195,7 +200,7 @@ class _Run:
     def checkpoint(self, name: str = "last.pt") -> Path:
         from .checkpoint import model_state, save_checkpoint
 
-        state = model_state(self.model, self.cfg.arch, self.classes, self.spec)
+        state = model_state(self.model, self.cfg.arch, self.classes, self.spec, self.data_spec)
         state.update(
             epoch=self.state.iteration // self.plan.ipe,
             iteration=self.state.iteration,
@@ -490,6 +495,7 @@ class _Run:
                 "plan": asdict(self.plan), "world_size": self.info.world,
                 "classes": self.classes.to_dict(), "preprocess": asdict(self.spec)}  # fmt: skip
         write_text_atomic(self.out / "config.json", to_json(data, indent=2, default=str) + "\n")
+        write_run_record(self.out, self.cfg.to_dict())  # versions, command line, settings
 
     def _result(self, status: str, seconds: float) -> TrainResult:
         hist = self.state.history

@@ -284,7 +284,7 @@ def test_quantize_applies_the_ort_rewrites_by_default(quantized, model_dir, tmp_
 
     result, _ = quantized  # the tiny dg4-light, default settings
     ops = result.runtime["ops"]
-    assert result.settings["ort_rewrites"] is True
+    assert result.settings.ort_rewrites is True
     # The output ConvTranspose became an int8 sub-pixel conv; only the output DQ and the light
     # decoder's two bilinear Resizes (which ORT does not fuse) are left in float.
     assert "ConvTranspose" not in ops and "DepthToSpace" not in ops
@@ -294,7 +294,7 @@ def test_quantize_applies_the_ort_rewrites_by_default(quantized, model_dir, tmp_
         tmp_path / "plain.int8.onnx",
         CalibConfig(evaluate=False, ort_rewrites=False),
     )
-    assert plain.settings["ort_rewrites"] is False
+    assert plain.settings.ort_rewrites is False
     assert plain.runtime["ops"].get("ConvTranspose") == 1
     assert plain.runtime["float_islands"] > result.runtime["float_islands"]
 

@@ -42,8 +42,10 @@ def test_json_report_and_result_line(quantized):
     acc = report["accuracy"]
     assert set(acc) >= {"fp32_miou", "int8_miou", "drop", "agreement", "eval_data", "eval_frames"}
     assert acc["eval_frames"] == EVAL_FRAMES
-    assert 50.0 < acc["agreement"] <= 100.0
-    assert acc["drop"] == pytest.approx(acc["fp32_miou"] - acc["int8_miou"], abs=1e-3)
+    assert 0.5 < acc["agreement"] <= 1.0  # fractions in files, percent only when printed
+    assert 0.0 <= acc["int8_miou"] <= 1.0 and 0.0 <= acc["fp32_miou"] <= 1.0
+    assert acc["drop"] == pytest.approx(acc["fp32_miou"] - acc["int8_miou"], abs=1e-5)
+    assert result.accuracy.to_dict() == acc
     sqnr = report["sqnr"]
     assert len(sqnr) > 50
     # worst first; null is a tensor its QDQ pair reproduces exactly (infinite SQNR)
@@ -59,7 +61,7 @@ def test_json_report_and_result_line(quantized):
 def test_power_of_two_preset_gives_symmetric_per_tensor_pow2_scales(model_dir):
     out = model_dir / "p2" / "tiny.p2.onnx"
     result = quantize(model_dir / "tiny.onnx", out, CalibConfig(power_of_2=True, evaluate=False))
-    assert result.settings["per_channel"] is False and result.settings["symmetric_activations"]
+    assert result.settings.per_channel is False and result.settings.symmetric_activations
     model = onnx.load(str(out))
     found = scales(model)
     assert found
@@ -161,9 +163,9 @@ def test_max_drop_keeps_layers_in_float_and_reports_them(model_dir, tmp_path):
     )
     result = quantize(model_dir / "tiny.onnx", out, cfg)
     acc = result.accuracy
-    assert acc["fp32_miou"] == pytest.approx(100.0)
+    assert acc.report.fp32_miou == pytest.approx(1.0)
     assert len(result.search) == 3  # an impossible target uses every try
-    assert acc["max_drop_met"] is False and acc["drop"] > 0.0
+    assert acc.max_drop_met is False and acc.report.drop > 0.0
     kept = [n for step in result.search if step["kept"] for n in step["nodes"]]
     assert result.float_nodes == kept
     first = result.search[0]
@@ -207,7 +209,8 @@ def test_truncated_model_is_refused(model_dir, tmp_path):
     [
         ({"method": "kl"}, "calibration method 'kl'"),
         ({"activation_type": "u16"}, "activation_type 'u16'"),
-        ({"max_drop": -1.0}, "must be >= 0"),
+        ({"max_drop": -1.0}, r"must be a fraction of mIoU in \[0, 1\]"),
+        ({"max_drop": 2.0}, r"\(--max-drop 200 points\)"),  # points given as a fraction
         ({"max_drop": 1.0, "evaluate": False}, "needs the accuracy evaluation"),
     ],
 )

@@ -119,9 +119,10 @@ def test_two_models_ratios_and_report(tiny_onnx, scored):
 def test_cli_writes_json_markdown_plot(tiny_onnx, scored, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     acc = tmp_path / "acc.json"
-    acc.write_text(json.dumps({"model": str(tiny_onnx), "metrics": {"miou": 61.5}}))
+    acc.write_text(json.dumps({"model": str(tiny_onnx), "metrics": {"miou": 0.615}}))
     out = {k: tmp_path / f"b.{k}" for k in ("json", "md", "png")}
-    files = ["--json", str(out["json"]), "--markdown", str(out["md"]), "--plot", str(out["png"])]
+    files = ["--json-out", str(out["json"]), "--markdown", str(out["md"])]
+    files += ["--plot", str(out["png"])]
     rc = main(["bench", str(tiny_onnx), str(scored), "--runs", "5", "--warmup", "0.1",
                "--threads", "1", "--no-progress", "--accuracy", str(acc), *files])  # fmt: skip
     assert rc == 0
@@ -148,7 +149,8 @@ def test_cli_errors_leave_no_files(tiny_onnx, tmp_path, capsys, extra, message):
     if "tidl" in extra and "TIDLExecutionProvider" in ort.get_available_providers():
         pytest.skip("TI's onnxruntime present")
     js = tmp_path / "b.json"
-    rc = main(["bench", str(tiny_onnx), "--runs", "5", "--no-progress", "--json", str(js), *extra])
+    argv = ["bench", str(tiny_onnx), "--runs", "5", "--no-progress", "--json-out", str(js)]
+    rc = main([*argv, *extra])
     err = capsys.readouterr().err
     assert rc == 2 and message in err and err.startswith("gradgroup: error:")
     assert not js.exists()
@@ -176,11 +178,14 @@ def test_cpu_model_and_accuracy_files(tmp_path):
     arm.write_text("processor\t: 0\nBogoMIPS\t: 400\nModel\t: TI J721E EVM\n")
     assert cpu_model(x86) == "Fancy CPU @ 3GHz" and cpu_model(arm) == "TI J721E EVM"
     acc = tmp_path / "acc.json"
-    acc.write_text(json.dumps({"a.onnx": 0.5, "b.onnx": {"miou": 70.0}, "note": "x"}))
+    acc.write_text(json.dumps({"a.onnx": 0.5, "b.onnx": {"miou": 0.7}, "note": "x"}))
     assert load_accuracy(acc) == {"a.onnx": 0.5, "b.onnx": 0.7}
+    acc.write_text(json.dumps({"b.onnx": {"miou": 70.0}}))  # percent is refused, not guessed
+    with pytest.raises(InputError, match="not a fraction"):
+        load_accuracy(acc)
     acc.write_text(json.dumps([{"model": "c.onnx", "miou": 0.3}]))
     assert load_accuracy(acc) == {"c.onnx": 0.3}
-    calib_report = {"path": "/x/d.int8.onnx", "accuracy": {"fp32_miou": 61.0, "int8_miou": 60.0}}
+    calib_report = {"path": "/x/d.int8.onnx", "accuracy": {"fp32_miou": 0.61, "int8_miou": 0.6}}
     acc.write_text(json.dumps(calib_report))
     assert load_accuracy(acc) == {"/x/d.int8.onnx": 0.6}
     acc.write_text(json.dumps({"note": "no numbers"}))

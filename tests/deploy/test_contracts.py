@@ -85,16 +85,23 @@ def _tiny_graph() -> onnx.ModelProto:
 def test_metadata_roundtrip_and_fallback(caplog):
     model = _tiny_graph()
     meta = ModelMeta(
-        arch="dg4-light", preprocess=Preprocess(8, 16), alpha=0.0, params=5, extra={"miou": 0.5}
+        arch="dg4-light",
+        preprocess=Preprocess(8, 16),
+        alpha=0.0,
+        params=5,
+        extra={"miou": 0.5},
+        data="folder:/data/x",
     )
     write_meta(model, meta)
     write_meta(model, meta)  # rewriting replaces, never duplicates
     assert sum(p.key == "gradgroup.arch" for p in model.metadata_props) == 1
     back = read_meta(model)
     assert back == meta
+    assert back.data == "folder:/data/x" and "data" not in back.extra
     bare = _tiny_graph()
     fallback = read_meta(bare)
     assert fallback.preprocess.size == (8, 16) and fallback.classes == CITYSCAPES
+    assert fallback.data is None  # older models: no training data recorded
     assert "no gradgroup metadata" in caplog.text
 
 
@@ -122,6 +129,34 @@ def test_confusion_matrix_ignores_255_and_computes_iou():
     assert result.iou[0] == pytest.approx(1 / 3) and result.iou[1] == pytest.approx(2 / 3)
     assert result.iou[2] == 0.0 and result.pixel_accuracy == pytest.approx(3 / 5)
     assert result.miou == pytest.approx((1 / 3 + 2 / 3 + 0) / 3)
+
+
+def test_per_class_accuracy_macc_and_the_matrix():
+    cm = ConfusionMatrix(3)
+    cm.update(np.array([0, 0, 0, 1, 1, 2]), np.array([0, 0, 1, 1, 2, 2]))
+    result = cm.result()
+    assert result.acc == pytest.approx((2 / 3, 1 / 2, 1.0))
+    assert result.macc == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
+    assert result.matrix == ((2, 1, 0), (0, 1, 1), (0, 0, 1))
+    assert all(type(v) is int for row in result.matrix for v in row)  # JSON-ready
+    assert result.to_dict(("a", "b", "c"))["acc"]["b"] == 0.5
+
+
+def test_a_class_absent_from_the_ground_truth_is_left_out_of_the_means():
+    """Pinned (README "Training and evaluation"): unlike MMSeg, a class predicted but absent from
+    the ground truth is not an IoU of 0 in the mean; its false positives count against the true
+    class of those pixels. A class present but never predicted is a 0 in the mean."""
+    cm = ConfusionMatrix(4)
+    # class 2: predicted twice, never in the ground truth; class 3: present, never predicted
+    cm.update(np.array([0, 0, 0, 0, 1, 1, 3]), np.array([0, 0, 2, 2, 1, 1, 1]))
+    result = cm.result()
+    assert np.isnan(result.iou[2]) and np.isnan(result.acc[2])
+    assert result.to_dict()["iou"]["2"] is None and result.to_dict()["acc"]["2"] is None
+    assert result.iou[0] == pytest.approx(2 / 4) and result.iou[3] == 0.0  # 2 FNs of class 0
+    assert result.iou[1] == pytest.approx(2 / 3)
+    assert result.miou == pytest.approx((2 / 4 + 2 / 3 + 0) / 3)  # MMSeg: (.5 + 2/3 + 0 + 0) / 4
+    assert result.macc == pytest.approx((2 / 4 + 1 + 0) / 3)
+    assert ConfusionMatrix(2).result().miou == 0.0  # nothing present: 0, not NaN
 
 
 def test_atomic_path_renames_on_success_and_cleans_up_on_failure(tmp_path):

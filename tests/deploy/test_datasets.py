@@ -145,3 +145,17 @@ def test_folder_errors(tmp_path):
 def test_bad_spec_or_split(spec, split):
     with pytest.raises(InputError):
         open_dataset(spec, split)
+
+
+def test_model_data_resolves_to_the_recorded_spec_and_an_explicit_one_wins(tmp_path, monkeypatch):
+    from gradgroup.deploy.datasets import MODEL_DATA, absolute_spec, resolve_data
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cs").mkdir()
+    recorded = absolute_spec("cityscapes:cs")
+    assert recorded == f"cityscapes:{tmp_path / 'cs'}" and absolute_spec("synthetic") == "synthetic"
+    assert resolve_data(MODEL_DATA, recorded) == recorded
+    assert resolve_data(MODEL_DATA, None) == "synthetic"  # older models: no field, no error
+    assert resolve_data("folder:/elsewhere", recorded) == "folder:/elsewhere"
+    with pytest.raises(InputError, match=r"trained on cityscapes:/gone.*--eval-data"):
+        resolve_data(MODEL_DATA, "cityscapes:/gone", "--eval-data")

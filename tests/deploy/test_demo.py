@@ -175,34 +175,34 @@ def test_live_source_drops_stale_frames_and_keeps_timing(tiny_onnx, tmp_path):
 
 
 def test_synthetic_source(tiny_onnx):
-    cfg = DemoConfig(max_frames=3, size=(64, 128), progress=False)
+    cfg = DemoConfig(max_frames=3, frame_size=(64, 128), progress=False)
     result = run_demo(tiny_onnx, "synthetic", cfg)
     assert result.frames == 3 and result.dropped == 0
 
 
 def test_cli_json_and_errors(tiny_onnx, video, tmp_path, capsys, monkeypatch):
     out = tmp_path / "cli.mp4"
-    args = ["demo", str(tiny_onnx), "--source", str(video), "--no-show", "--out", str(out)]
+    args = ["demo", str(tiny_onnx), "--source", str(video), "--out", str(out)]  # headless
     assert main([*args, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["frames"] == 10 and data["video_frames"] == 10
     assert set(data["stages"]["inference"]) == {"mean_ms", "p99_ms"}
 
-    assert main(["demo", str(tiny_onnx), "--source", str(tmp_path / "nope.mp4"), "--no-show"]) == 2
+    assert main(["demo", str(tiny_onnx), "--source", str(tmp_path / "nope.mp4")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("gradgroup: error:") and "nope.mp4" in err and "\n" not in err
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main(["demo", str(tiny_onnx), "--source", str(empty), "--no-show"]) == 2
+    assert main(["demo", str(tiny_onnx), "--source", str(empty), "--no-show"]) == 2  # old alias
     assert "no images" in capsys.readouterr().err
 
-    # Showing without a GUI-enabled OpenCV or a display: one line pointing at --no-show --out.
+    # --show without a GUI-enabled OpenCV or a display: one line pointing at headless --out.
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    assert main(["demo", str(tiny_onnx), "--source", str(video)]) == 2
+    assert main(["demo", str(tiny_onnx), "--source", str(video), "--show"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "--no-show --out" in err and "\n" not in err
+    assert "without --show" in err and "--out" in err and "\n" not in err
 
     assert main([*args, "--opacity", "1.5"]) == 2
     # TIDL without TI's onnxruntime or artifacts: a one-line error, not a traceback.

@@ -127,7 +127,7 @@ def test_onnx_graph_estimate_matches_its_layer_table_and_charges_arm_fallback(tm
 def test_bench_estimate_cli_writes_json_and_times_nothing(tmp_path, capsys):
     model = conv_model(tmp_path / "m.onnx", c=32)
     out = tmp_path / "est.json"
-    assert main(["bench", str(model), "--estimate", "tda4vm,am62a", "--json", str(out)]) == 0
+    assert main(["bench", str(model), "--estimate", "tda4vm,am62a", "--json-out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "**estimate**" in printed and "estimate done: 2 model x SoC" in printed
     data = json.loads(out.read_text())

@@ -26,10 +26,11 @@ def make_model(arch, form="gradual", alpha=0.0, seed=0, num_classes=19):
     return model.eval()
 
 
-def write_ckpt(path, arch, form="gradual", alpha=0.0, size=SIZE, **pre):
-    """Save a checkpoint of ``make_model(arch, form, alpha)``; returns (path, model)."""
+def write_ckpt(path, arch, form="gradual", alpha=0.0, size=SIZE, data=None, **pre):
+    """Save a checkpoint of ``make_model(arch, form, alpha)`` (trained on ``data``: None records
+    none, as older checkpoints); returns (path, model)."""
     model = make_model(arch, form, alpha)
-    save_checkpoint(path, model_state(model, arch, preprocess=Preprocess(*size, **pre)))
+    save_checkpoint(path, model_state(model, arch, preprocess=Preprocess(*size, **pre), data=data))
     return path, model
 
 
@@ -41,9 +42,11 @@ def dg4s_ckpt(tmp_path_factory):
 
 @pytest.fixture
 def ckpt_factory(tmp_path):
-    """``ckpt_factory(arch, form="gradual", alpha=0.0, size=SIZE, **pre) -> (path, model)``."""
+    """``ckpt_factory(arch, form="gradual", alpha=0.0, size=SIZE, data=None, **pre) -> (path,
+    model)``."""
 
-    def make(arch, form="gradual", alpha=0.0, size=SIZE, **pre):
-        return write_ckpt(tmp_path / f"{arch}-{form}-{alpha}.pt", arch, form, alpha, size, **pre)
+    def make(arch, form="gradual", alpha=0.0, size=SIZE, data=None, **pre):
+        path = tmp_path / f"{arch}-{form}-{alpha}.pt"
+        return write_ckpt(path, arch, form, alpha, size, data, **pre)
 
     return make

@@ -82,3 +82,26 @@ def test_bad_specs(spec):
 def test_video_spec_must_be_a_file(tmp_path):
     with pytest.raises(InputError, match="not a file"):
         parse_calib_spec(f"video:{tmp_path}")
+
+
+def test_folder_dataset_train_images(tmp_path):
+    for split in ("train", "val"):
+        for sub in ("images", "masks"):
+            (tmp_path / split / sub).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / split / "images" / f"{split}.png"), _image())
+        cv2.imwrite(str(tmp_path / split / "masks" / f"{split}.png"), np.zeros((48, 80), np.uint8))
+    frames = collect_calib_frames(f"folder:{tmp_path}", 1, PRE)
+    assert frames.names == ["train"] and frames.images.shape == (1, 32, 64, 3)
+    with pytest.raises(InputError, match="not a folder"):
+        parse_calib_spec(f"folder:{tmp_path / 'train' / 'images' / 'train.png'}")
+
+
+def test_synthetic_calibration_frames_are_not_validation_scenes():
+    from gradgroup.deploy.datasets import VAL_SEED_OFFSET
+    from gradgroup.deploy.scenes import render_scene
+
+    frames = collect_calib_frames("synthetic", 2, PRE)  # the export default's seed 0: a train seed
+    for i in range(2):
+        val = resize_frame(render_scene(VAL_SEED_OFFSET + i, PRE.size)[0], PRE, "RGB")
+        assert not any(np.array_equal(val, im) for im in frames.images)
+    assert np.array_equal(frames.images[0], render_scene(0, PRE.size)[0])  # train scene 0

@@ -197,7 +197,41 @@ def test_metadata_report_and_calibset(dg4s_ckpt, dg4s_export):
         and calib.preprocess == meta.preprocess
     )
     assert result.calib_frames == 3
+    # A checkpoint that records no training data (older ones) calibrates on scenes, no error.
+    assert meta.data is None and result.config["calib_data"] == "synthetic"
+    assert calib.names[0] == "frame_000000"
     assert result.summary().startswith("export success") and "78 grouped convs" in result.summary()
+
+
+def _folder_dataset(root, splits=("train", "val")):
+    """A folder:DIR dataset with two 32x64 images per split, named after their split."""
+    import cv2
+
+    for split in splits:
+        for i in range(2):
+            for sub, array in (("images", np.full((32, 64, 3), 60 * i, np.uint8)),
+                               ("masks", np.zeros((32, 64), np.uint8))):  # fmt: skip
+                (root / split / sub).mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(root / split / sub / f"{split}{i}.png"), array)
+    return root
+
+
+def test_calibration_follows_the_checkpoints_training_data(ckpt_factory, tmp_path):
+    data = _folder_dataset(tmp_path / "data")
+    ckpt, _ = ckpt_factory("dg4-light", data=f"folder:{data}")
+    fast = dict(simplify=False, verify_frames=1, calib_frames=2)
+    result = export_onnx(ckpt, tmp_path / "m.onnx", ExportConfig(**fast))
+    spec = f"folder:{data.resolve()}"
+    assert read_meta(onnx.load(tmp_path / "m.onnx")).data == spec
+    assert result.config["calib_data"] == spec
+    assert load_calibset(tmp_path / "m.calib.npz").names == ("train0", "train1")  # train split
+    explicit = export_onnx(ckpt, tmp_path / "s.onnx", ExportConfig(calib_data="synthetic", **fast))
+    assert load_calibset(explicit.calib_path).names[0] == "frame_000000"  # an explicit spec wins
+    moved = tmp_path / "moved"
+    data.rename(moved)
+    with pytest.raises(InputError, match=r"trained on folder:.*--calib-data"):
+        export_onnx(ckpt, tmp_path / "x.onnx", ExportConfig(**fast))
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_verification_failure_leaves_no_files(dg4s_ckpt, tmp_path, monkeypatch):

@@ -139,3 +139,14 @@ def test_a_checkpoint_over_the_file_size_limit_is_a_run_error(tmp_path):
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_training_data_is_recorded_absolute_and_absent_in_older_checkpoints(tmp_path, monkeypatch):
+    from gradgroup.train.checkpoint import checkpoint_data
+
+    monkeypatch.chdir(tmp_path)
+    model = create_model("dg4-light")
+    assert model_state(model, "dg4-light", data="folder:data")["data"] == f"folder:{tmp_path}/data"
+    assert checkpoint_data(model_state(model, "dg4-light", data="synthetic")) == "synthetic"
+    assert "data" not in model_state(model, "dg4-light")
+    assert checkpoint_data(model_state(model, "dg4-light")) is None

@@ -43,6 +43,10 @@ def test_train_then_resume_with_only_out(tmp_path, capsys):
     assert main([*common, "--arch", "dg4-light", "--epochs", "2", "--lr", "1e-3", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["status"] == "done" and result["iterations"] == 4 and result["converted"]
+    run = json.loads((out / "run.json").read_text())  # versions, command line, settings
+    assert run["config"]["arch"] == "dg4-light" and run["config"]["lr"] == 1e-3
+    assert run["versions"]["torch"] and run["command"] == sys.argv
+    assert (out / "config.json").is_file()  # what --resume reads
     # Extend the run: the saved settings (arch, lr, schedule...) come back, --epochs overrides.
     assert main(["train", "--out", str(out), "--resume", "--epochs", "3", *ARGS[:2]]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]

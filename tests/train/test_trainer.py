@@ -49,7 +49,7 @@ def test_reference_run_converts_and_writes_its_folder(reference):
     assert result.status == "done" and result.iterations == 6 and result.epochs == 2
     assert result.converted and result.alpha == 0.0
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["best.pt", "config.json", "curves.png", "last.pt", "metrics.jsonl"]
+    assert files == ["best.pt", "config.json", "curves.png", "last.pt", "metrics.jsonl", "run.json"]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     assert rows[0]["alpha"] == pytest.approx(1 / 3) and rows[1]["alpha"] == 0.0
