@@ -109,17 +109,31 @@ def pack(
     keep = ("model", "model_args", "classes", "preprocess", "alpha")
     target = save_checkpoint(folder / name, {k: ckpt[k] for k in keep if k in ckpt})
     seconds = sum(r.get("seconds", 0.0) for r in ckpt.get("metrics", []))
+    iterations = int(ckpt.get("iteration", 0))
+    start = _shipped_start(ckpt, folder)  # a run continued from a shipped file adds its training
+    if start is not None and start.sha256 != sha256(target):  # (not a re-pack of this run)
+        iterations += start.iterations
+        seconds += 60 * start.train_minutes
     entry = ShippedWeights(
         name=name, arch=ckpt["model_args"]["arch"], sha256=sha256(target),
         bytes=target.stat().st_size, miou=round(measure(target), 5),
         size=checkpoint_preprocess(ckpt).size, commands=commands,
-        iterations=int(ckpt.get("iteration", 0)), train_minutes=round(seconds / 60, 1),
+        iterations=iterations, train_minutes=round(seconds / 60, 1),
         machine=machine,
     )  # fmt: skip
     entries = [e for e in manifest(folder) if e.name != name] + [entry]
     text = to_json({"files": [e.to_dict() for e in entries]}, indent=2) + "\n"
     write_text_atomic(folder / MANIFEST, text)
     return entry
+
+
+def _shipped_start(ckpt: dict, folder: Path) -> ShippedWeights | None:
+    """The manifest entry of the shipped file a run started from (``--init``), if it did."""
+    init = (ckpt.get("config") or {}).get("init")
+    if not init:
+        return None
+    name = Path(init).name
+    return next((e for e in manifest(folder) if e.name == name), None)
 
 
 def check(folder: Path | None = None, progress: bool = False) -> list[tuple[ShippedWeights, float]]:

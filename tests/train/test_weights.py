@@ -42,6 +42,21 @@ def test_pack_writes_tensors_only_and_a_manifest_that_checks(packed):
     assert checked == entry and miou == pytest.approx(entry.miou, abs=1e-5)  # (rounded)
 
 
+def test_a_run_continued_from_a_shipped_file_records_its_whole_training(packed, tmp_path):
+    folder, first = packed
+    cfg = TrainConfig(arch="d-light", schedule="dense", size=(32, 64), epochs=1, iters_per_epoch=3,
+                      batch_size=2, workers=0, progress=False, out=str(tmp_path / "run2"),
+                      init=str(folder / "d-light.pt"))  # fmt: skip
+    train(cfg, Blocks(4), Blocks(2, offset=100))
+    copy = tmp_path / "shipped"
+    copy.mkdir()
+    for name in ("d-light.pt", weights.MANIFEST):
+        (copy / name).write_bytes((folder / name).read_bytes())
+    entry = weights.pack(tmp_path / "run2", "d-light.pt", ("continued",), "test", copy)
+    assert entry.iterations == first.iterations + 3  # the --init file's 2 and this run's 3
+    assert entry.train_minutes >= first.train_minutes
+
+
 def test_check_refuses_altered_files(packed, tmp_path):
     folder, _ = packed
     copy = tmp_path / "copy"
