@@ -9,6 +9,7 @@ neither torch nor ONNX Runtime.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from gradgroup.deploy.cli_config import add_config_flags, config_from_args
@@ -19,6 +20,8 @@ EXAMPLES = """examples:
   gradgroup calib dg4.onnx --out dg4.int8.onnx --method percentile --max-drop 1.0
   gradgroup calib dg4.onnx --out dg4.p2.onnx --power-of-2          # what TDA4VM's scales cost
   gradgroup calib dg4.onnx --target tidl --soc am68a --tidl-tools ~/tidl_tools --out dg4_tidl/
+  SOC=am67a gradgroup calib dg4.int8.onnx --target tidl --deny-list-type Resize \
+      --tidl-option advanced_options:high_resolution_optimization=1   # SoC from $SOC
   gradgroup calib dg4.onnx --config calib.yaml --print-config      # settings from a file
 """
 
@@ -26,16 +29,21 @@ EXAMPLES = """examples:
 def configure(parser: argparse.ArgumentParser) -> None:
     """The flags, with defaults and choices from :class:`~.quantize.CalibConfig` and
     :class:`~.tidl.TidlConfig`."""
-    from .quantize import METHODS, TYPES, CalibConfig
-    from .tidl import SOCS, TidlConfig
+    from dataclasses import fields
 
-    d, tc = CalibConfig(), TidlConfig()
+    from .quantize import METHODS, TYPES, CalibConfig
+    from .tidl import SOC_ALIASES, SOCS, TidlConfig, default_soc
+
+    d = CalibConfig()
+    tc = {f.name: f.default for f in fields(TidlConfig)}  # no instance: $SOC is checked later
     parser.epilog = EXAMPLES
     parser.add_argument(
         "model", help="fp32 ONNX model from gradgroup export (a QDQ model for TIDL)"
     )
     parser.add_argument(
-        "--out", help="int8 model (default <model>.int8.onnx) or TIDL artifacts folder"
+        "--out",
+        help="int8 model (default <model>.int8.onnx), or with --target tidl the package folder "
+        "(default <model stem>_tidl_<soc>): artifacts/, model/<model>.onnx and param.yaml",
     )
     parser.add_argument(
         "--set",
@@ -148,34 +156,64 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument(
         "--tidl-tools", metavar="PATH", help="TI's tidl_tools folder (default $TIDL_TOOLS_PATH)"
     )
-    t.add_argument("--soc", choices=tuple(SOCS), default=tc.soc, help="target SoC")
     t.add_argument(
-        "--tensor-bits", type=int, choices=(8, 16), default=tc.tensor_bits, help="TIDL tensor bits"
+        "--soc",
+        default=default_soc(),
+        metavar="SOC",
+        help=f"target SoC: {', '.join(SOCS)}, or TI's names {', '.join(SOC_ALIASES)} (default: "
+        "$SOC when set, as TI's tools read it, else am68a)",
+    )
+    t.add_argument(
+        "--tensor-bits",
+        type=int,
+        choices=(8, 16),
+        default=tc["tensor_bits"],
+        help="TIDL tensor bits",
     )
     t.add_argument(
         "--accuracy-level",
         type=int,
         choices=(0, 1, 9),
-        default=tc.accuracy_level,
+        default=tc["accuracy_level"],
         help="TIDL accuracy_level",
     )
     t.add_argument(
         "--calibration-iterations",
         type=int,
-        default=tc.calibration_iterations,
-        help="TIDL bias-calibration iterations",
+        default=tc["calibration_iterations"],
+        help="TIDL bias-calibration iterations, advanced_options:calibration_iterations "
+        f"(default: {tc['calibration_iterations']}, TI's documented value)",
     )
-    t.add_argument("--debug-level", type=int, default=tc.debug_level, help="TIDL debug_level")
+    t.add_argument("--debug-level", type=int, default=tc["debug_level"], help="TIDL debug_level")
     t.add_argument(
+        "--deny-list-type",
         "--deny-list",
         nargs="+",
         default=[],
         metavar="OP",
-        help="op types kept off the accelerator (default: none)",
+        help="op types kept off the accelerator: deny_list:layer_type (default: none)",
+    )
+    t.add_argument(
+        "--deny-list-name",
+        nargs="+",
+        default=[],
+        metavar="NODE",
+        help="node (or first-output) names kept off the accelerator: deny_list:layer_name "
+        "(default: none)",
+    )
+    t.add_argument(
+        "--tidl-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any further TIDL compile option by TI's name, e.g. "
+        "advanced_options:high_resolution_optimization=1; overrides the flags above "
+        "(repeatable; default: none)",
     )
     add_config_flags(
         parser, CalibConfig, TidlConfig, settings=("target",),
-        dests={"nodes_to_exclude": "exclude", "calibration_frames": "calib_frames"},
+        dests={"nodes_to_exclude": "exclude", "calibration_frames": "calib_frames",
+               "options": "tidl_option"},
         scale={"max_drop": 100.0},  # the field holds a fraction, the flag points
     )  # fmt: skip
 
@@ -190,14 +228,29 @@ def _default_out(model: str, target: str, soc: str) -> Path:
 def calib_config(args: argparse.Namespace):
     """The CalibConfig (``--target ort``) or TidlConfig (``tidl``) the flags describe."""
     if args.target == "tidl":
+        from gradgroup.deploy.cli_bench import provider_options
+
         from .tidl import TidlConfig
 
-        return config_from_args(TidlConfig, args, {"calib_frames": "calibration_frames"})
+        options = {k: _typed(v) for k, v in provider_options(args.tidl_option)}
+        renamed = {"calib_frames": "calibration_frames"}
+        return config_from_args(TidlConfig, args, renamed, options=options)
     from .quantize import CalibConfig
 
     # --max-drop is typed in mIoU points; the config holds fractions like every metric.
     max_drop = None if args.max_drop is None else args.max_drop / 100.0
     return config_from_args(CalibConfig, args, {"exclude": "nodes_to_exclude"}, max_drop=max_drop)
+
+
+def _typed(value: str) -> int | float | str:
+    """A ``--tidl-option`` value as TI's examples write it: a number where it reads as one."""
+    for kind in (int, float):
+        try:
+            number = kind(value)
+        except ValueError:
+            continue
+        return number if math.isfinite(number) else value
+    return value
 
 
 def resolved_config(args: argparse.Namespace) -> dict:
@@ -207,19 +260,20 @@ def resolved_config(args: argparse.Namespace) -> dict:
     return {"target": args.target, **asdict(calib_config(args))}
 
 
-def _run_tidl(args: argparse.Namespace, out: Path) -> int:
+def _run_tidl(args: argparse.Namespace) -> int:
     from .tidl import compile_tidl
 
-    cfg = calib_config(args)
+    cfg = calib_config(args)  # checks the SoC ($SOC included) before the default --out uses it
+    out = Path(args.out) if args.out else _default_out(args.model, args.target, cfg.soc)
     result = compile_tidl(args.model, out, cfg)
     print(to_json(result.to_dict(), indent=2) if args.json else result.summary())
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out) if args.out else _default_out(args.model, args.target, args.soc)
     if args.target == "tidl":
-        return _run_tidl(args, out)
+        return _run_tidl(args)
+    out = Path(args.out) if args.out else _default_out(args.model, args.target, args.soc)
 
     from .accuracy import format_report
     from .quantize import quantize

@@ -41,7 +41,8 @@ class BenchConfig:
     Attributes:
         threads: ORT intra-op threads (0: ORT's default; more than the CPUs: capped, warned).
         provider: "cpu", "tidl" or "openvino" (see :mod:`.session`).
-        artifacts: TIDL artifacts folder (with several models: one sub-folder per model stem).
+        artifacts: TIDL artifacts folder or package (with several models: a folder holding one
+            per model, named after its stem; a missing one is an error).
         runs: timed frames per model; None: run for ``duration`` seconds.
         duration: timed seconds per model when ``runs`` is None.
         warmup: seconds of untimed frames before timing.
@@ -281,10 +282,21 @@ def _lookup_miou(path: Path, extra: dict[str, Any], table: dict[str, float]) -> 
 
 
 def _artifacts_for(cfg: BenchConfig, path: Path, several: bool) -> str | None:
-    if cfg.artifacts is None or not several:
+    """The TIDL artifacts of one model: ``--artifacts`` itself, or with several models its
+    sub-folder named after the model's stem (an artifacts folder or a package), which must exist:
+    one model's artifacts never stand in for another's."""
+    if cfg.artifacts is None or not several or cfg.provider != "tidl":
         return cfg.artifacts
-    sub = Path(cfg.artifacts) / path.stem
-    return str(sub) if sub.is_dir() else cfg.artifacts
+    parent = Path(cfg.artifacts)
+    if not parent.is_dir():
+        raise InputError(f"--artifacts {parent} does not exist; compile the models first")
+    sub = parent / path.stem
+    if not sub.is_dir():
+        raise InputError(
+            f"--artifacts {parent} has no folder {path.stem}/ for model {path.name}: with several "
+            f"models each needs its own (gradgroup calib {path.name} --target tidl --out {sub})"
+        )
+    return str(sub)
 
 
 def benchmark(models: list[str | Path], cfg: BenchConfig) -> list[BenchRow]:
@@ -298,7 +310,8 @@ def benchmark(models: list[str | Path], cfg: BenchConfig) -> list[BenchRow]:
         One :class:`BenchRow` per model, in order.
 
     Raises:
-        InputError: no models, a missing/corrupt model or calibration set, bad settings.
+        InputError: no models, a missing/corrupt model or calibration set, bad settings, a
+            missing per-model artifacts folder.
         MissingDependencyError: provider "tidl" without TI's onnxruntime.
     """
     if not models:
@@ -308,7 +321,8 @@ def benchmark(models: list[str | Path], cfg: BenchConfig) -> list[BenchRow]:
         if not p.is_file():
             raise InputError(f"model {p} does not exist")
     accuracy = load_accuracy(cfg.accuracy)
-    return [bench_one(p, cfg, accuracy, _artifacts_for(cfg, p, len(paths) > 1)) for p in paths]
+    artifacts = [_artifacts_for(cfg, p, len(paths) > 1) for p in paths]  # all, before any timing
+    return [bench_one(p, cfg, accuracy, a) for p, a in zip(paths, artifacts, strict=True)]
 
 
 def bench_one(

@@ -18,11 +18,12 @@ EXAMPLES = """examples:
   gradgroup bench dg4.onnx --runs 100 --json > bench.json  # the report on stdout
   gradgroup bench dg4.onnx --config bench.yaml --print-config   # settings from a file
   gradgroup bench dg4.int8.onnx --calib dg4.calib.npz --frame-size 1024x2048 --plot bench.png
-  gradgroup bench dg4.onnx --provider tidl --artifacts artifacts/dg4   # on the board
+  gradgroup bench dg4.int8.onnx --provider tidl --artifacts dg4_tidl/   # on the board
+  gradgroup bench dg4.onnx erfnet.onnx --provider tidl --artifacts tidl/  # tidl/dg4/, tidl/erfnet/
   gradgroup bench dg4.int8.onnx --provider openvino        # Intel CPU, gradgroup[openvino]
   gradgroup bench erfnet.onnx dg4.onnx --estimate tda4vm        # offline TDA4VM estimate, no timing
   gradgroup bench dg4.onnx --estimate all --tensor-bits 16 --json-out est.json  # every SoC
-  gradgroup bench dg4.onnx --provider tidl --artifacts art/dg4 --estimate tda4vm  # side by side
+  gradgroup bench dg4.onnx --provider tidl --artifacts dg4_tidl/ --estimate tda4vm  # side by side
 """
 
 
@@ -78,7 +79,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="MODEL",
         help="ONNX models; the first is the baseline of the ratio columns",
     )
-    add_runtime_flags(parser, "TIDL artifacts folder (one sub-folder per model)")
+    add_runtime_flags(
+        parser,
+        "TIDL package from gradgroup calib --target tidl, or its artifacts/ folder; with several "
+        "models a folder holding one per model, named after its stem",
+    )
     parser.add_argument("--runs", type=int, help="timed frames per model (default: use --duration)")
     parser.add_argument(
         "--duration",

@@ -17,6 +17,7 @@ examples:
   gradgroup demo dg4.onnx --source drive.mp4 --out drive_seg.mp4 --json
   gradgroup demo dg4.onnx --source frames/ --out seg.mp4 --max-frames 100
   gradgroup demo dg4.onnx --source synthetic --frame-size 1024x2048 --max-frames 50
+  gradgroup demo dg4.int8.onnx --source 0 --provider tidl --artifacts dg4_tidl/   # on the board
 """
 
 
@@ -56,7 +57,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--snapshot-dir", default="snapshots", help="where 's' saves PNGs (default: snapshots)"
     )
-    add_runtime_flags(parser, "TIDL artifacts folder (with --provider tidl)")
+    add_runtime_flags(parser, "TIDL package or its artifacts/ folder (with --provider tidl)")
     parser.add_argument("--seed", type=int, default=0, help="synthetic source seed (default: 0)")
     parser.add_argument("--no-legend", action="store_true", help="do not draw the class legend")
     parser.add_argument(

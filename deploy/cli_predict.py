@@ -20,7 +20,7 @@ examples:
   gradgroup predict dg4.onnx street.jpg --out pred                 # pred/color/street.png
   gradgroup predict dg4.onnx leftImg8bit/val --out pred --format labelid,color
   gradgroup predict dg4.onnx drive.mp4 --out frames --format overlay --max-frames 100
-  gradgroup predict dg4.int8.onnx images/ --out pred --provider tidl --artifacts artifacts/dg4
+  gradgroup predict dg4.int8.onnx images/ --out pred --provider tidl --artifacts dg4_tidl/
   gradgroup predict dg4.onnx images/ --out pred --json --no-progress > summary.json
 """
 
@@ -51,7 +51,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="redo the inputs whose files exist (no resume)"
     )
-    add_runtime_flags(parser, "TIDL artifacts folder (with --provider tidl)")
+    add_runtime_flags(parser, "TIDL package or its artifacts/ folder (with --provider tidl)")
     parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="hide the progress bar"
     )

@@ -60,7 +60,8 @@ class Segmenter:
             "openvino" (Intel's OpenVINO plugin for ORT, ``gradgroup[openvino]``; the whole graph
             or an error, never a silent CPU fallback). See :mod:`.session`.
         threads: intra-op threads (None: ORT's default).
-        artifacts: TIDL artifacts folder (``artifacts_folder``) made by TIDL compilation.
+        artifacts: TIDL artifacts folder (``artifacts_folder``) made by TIDL compilation, or
+            the package holding it as ``artifacts/`` (``gradgroup calib --target tidl``).
         graph_optimization: ORT graph optimization level: "all", "extended", "basic", "disabled".
         optimized_model_path: where ORT saves the graph it actually runs (for inspection).
         tidl_options: further TIDL provider options by TI's names (``debug_level``, ``priority``,

@@ -8,7 +8,7 @@ Providers, by gradgroup's names:
 
 - ``cpu``: ONNX Runtime's own CPU kernels (MLAS).
 - ``tidl``: TI's ``TIDLExecutionProvider`` on the C7x/MMA, CPU for the rest; needs TI's
-  onnxruntime build and compiled artifacts.
+  onnxruntime build and compiled artifacts (the folder, or the package holding it).
 - ``openvino``: Intel's OpenVINO execution provider, loaded as an ONNX Runtime plugin from the
   ``onnxruntime-ep-openvino`` wheel (``pip install "gradgroup[openvino]"``) into the stock
   onnxruntime. OpenVINO's own option names pass through ``load_config``.
@@ -40,6 +40,11 @@ TIDL_HOWTO = (
     "install TI's onnxruntime build (the onnxruntime_tidl wheel set up by edgeai-tidl-tools' "
     "setup.sh, or the Processor SDK image on the board)"
 )
+# TI's package layout (edgeai-benchmark's run folders, edgeai-tidl-tools' model-artifacts):
+# the compiled artifacts, the model they belong to and the board apps' param.yaml side by side.
+TIDL_ARTIFACTS_DIR = "artifacts"
+TIDL_MODEL_DIR = "model"
+TIDL_PARAM_YAML = "param.yaml"
 OPENVINO_HOWTO = 'pip install "gradgroup[openvino]" (the onnxruntime-ep-openvino plugin)'
 # OpenVINO CPU settings gradgroup sets unless the user passes their own: full float precision
 # (OpenVINO's default on AMX/bf16 CPUs is bf16, which must never be switched on silently) and
@@ -142,10 +147,37 @@ def open_session(
         raise error(f"ONNX Runtime cannot load {label}: {first}") from None
 
 
+def tidl_artifacts(path: str | Path) -> Path:
+    """The TIDL artifacts folder ``path`` names: itself, or ``path/artifacts`` for a package.
+
+    A package is TI's layout, which ``gradgroup calib --target tidl`` writes: ``artifacts/``,
+    ``model/<name>.onnx`` and ``param.yaml`` side by side (edgeai-benchmark, edgeai-tidl-tools).
+
+    Raises:
+        InputError: ``path`` is no folder, or a ``param.yaml`` without its ``artifacts/``.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise InputError(
+            f"TIDL artifacts folder {folder} does not exist; compile the model first "
+            "(gradgroup calib --target tidl)"
+        )
+    packaged = folder / TIDL_ARTIFACTS_DIR
+    if packaged.is_dir():
+        return packaged
+    if (folder / TIDL_PARAM_YAML).is_file():
+        raise InputError(
+            f"TIDL package {folder} has a {TIDL_PARAM_YAML} but no {TIDL_ARTIFACTS_DIR}/ folder; "
+            "compile the model again"
+        )
+    return folder
+
+
 def tidl_provider_options(
     artifacts: str | Path | None, extra: Mapping[str, Any] | None
 ) -> dict[str, str]:
-    """``TIDLExecutionProvider`` options (TI's names, as strings) for an artifacts folder."""
+    """``TIDLExecutionProvider`` options (TI's names, as strings) for an artifacts folder or a
+    package holding one (:func:`tidl_artifacts`)."""
     import onnxruntime as ort
 
     available = ort.get_available_providers()
@@ -156,11 +188,7 @@ def tidl_provider_options(
         )
     if artifacts is None:
         raise InputError("provider 'tidl' needs the artifacts folder made by TIDL compilation")
-    if not Path(artifacts).is_dir():
-        raise InputError(
-            f"TIDL artifacts folder {artifacts} does not exist; compile the model first"
-        )
-    options: dict[str, Any] = {"artifacts_folder": str(artifacts), "debug_level": 0}
+    options: dict[str, Any] = {"artifacts_folder": str(tidl_artifacts(artifacts)), "debug_level": 0}
     options.update(extra or {})
     return {k: str(v) for k, v in options.items()}  # TI's runtime reads every option as a string
 

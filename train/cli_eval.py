@@ -17,7 +17,7 @@ EXAMPLES = """examples:
   gradgroup eval runs/dg4/best.pt --limit 100            # on the val split of its training data
   gradgroup eval dg4.int8.onnx --data cityscapes:~/cityscapes --full-res --json
   gradgroup eval dg4.int8.onnx --provider openvino --limit 200   # accuracy on the target engine
-  gradgroup eval dg4.int8.onnx --provider tidl --artifacts artifacts/dg4   # on the board
+  gradgroup eval dg4.int8.onnx --provider tidl --artifacts dg4_tidl/   # on the board
 """
 
 
@@ -46,7 +46,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="score at the labels' resolution (prediction upsampled, nearest) instead of "
         "labels downsampled to the model size",
     )
-    add_runtime_flags(parser, "TIDL artifacts folder of the ONNX model (with --provider tidl)")
+    add_runtime_flags(
+        parser, "TIDL package or artifacts/ folder of the ONNX model (with --provider tidl)"
+    )
     parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
