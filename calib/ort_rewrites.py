@@ -48,39 +48,23 @@ MOVEMENT_OPS = ("DepthToSpace", "Transpose", "Reshape", "Flatten", "Squeeze", "U
 DENSE_POINTWISE_MAX_GROUPS = 4  # measured break-even near 6 (bench/NOTES.md)
 
 
-def _index_of(model: onnx.ModelProto):
-    g = Graph(model)
-    return g.inits, g.producer, g.consumers
-
-
-def _value(inits, name: str) -> np.ndarray | None:
-    return numpy_helper.to_array(inits[name]) if name in inits else None
-
-
-def _same_qparams(inits, a: onnx.NodeProto, b: onnx.NodeProto) -> bool:
+def _same_qparams(g: Graph, a: onnx.NodeProto, b: onnx.NodeProto) -> bool:
     """True when two Q/DQ nodes use equal per-tensor scales and zero points."""
-    sa, sb = _value(inits, a.input[1]), _value(inits, b.input[1])
+    sa, sb = g.const(a.input[1]), g.const(b.input[1])
     if sa is None or sb is None or sa.size != 1 or sb.size != 1 or sa != sb:
         return False
-    za = _value(inits, a.input[2]) if len(a.input) > 2 else np.zeros((), np.uint8)
-    zb = _value(inits, b.input[2]) if len(b.input) > 2 else np.zeros((), np.uint8)
+    za = g.const(a.input[2]) if len(a.input) > 2 else np.zeros((), np.uint8)
+    zb = g.const(b.input[2]) if len(b.input) > 2 else np.zeros((), np.uint8)
     return za is not None and zb is not None and za.dtype == zb.dtype and za == zb
-
-
-def _drop_nodes(model: onnx.ModelProto, dead: list[onnx.NodeProto]) -> None:
-    """Remove ``dead`` (by identity: a rewired node may now share a dead node's output name)."""
-    ids = {id(n) for n in dead}
-    keep = [n for n in model.graph.node if id(n) not in ids]
-    toposort(model, keep)
 
 
 def dense_pointwise(model: onnx.ModelProto, max_groups: int = DENSE_POINTWISE_MAX_GROUPS) -> int:
     """Grouped 1x1 Conv (2..max_groups groups) -> dense 1x1 Conv with a block-diagonal weight."""
-    inits, _, _ = _index_of(model)
+    g = Graph(model)
     changed = 0
     for node in model.graph.node:
         group = attr(node, "group", 1)
-        weight = _value(inits, node.input[1]) if node.op_type == "Conv" else None
+        weight = g.const(node.input[1]) if node.op_type == "Conv" else None
         if weight is None or not 1 < group <= max_groups or weight.shape[2:] != (1, 1):
             continue
         cout, cin_g = weight.shape[:2]
@@ -103,17 +87,16 @@ def dense_pointwise(model: onnx.ModelProto, max_groups: int = DENSE_POINTWISE_MA
 
 def absorb_channel_gather(model: onnx.ModelProto) -> int:
     """Conv(group=1) [-> Relu] -> Gather(axis=1, constant indices) -> Conv with permuted rows."""
-    inits, producer, consumers = _index_of(model)
-    outputs = {o.name for o in model.graph.output}
+    g = Graph(model)
     changed, dead = 0, []
     for gather in [n for n in model.graph.node if n.op_type == "Gather"]:
-        idx = _value(inits, gather.input[1])
+        idx = g.const(gather.input[1])
         if idx is None or idx.ndim != 1 or attr(gather, "axis", 0) not in (1, -3):
             continue
         chain, tensor = [], gather.input[0]
         while True:  # walk back through per-channel-blind ops, each read only by the next
-            node = producer.get(tensor)
-            if node is None or len(consumers.get(tensor, [])) != 1 or tensor in outputs:
+            node = g.producer.get(tensor)
+            if node is None or len(g.consumers.get(tensor, [])) != 1 or tensor in g.outputs:
                 node = None
                 break
             if node.op_type != "Relu":
@@ -122,11 +105,11 @@ def absorb_channel_gather(model: onnx.ModelProto) -> int:
             tensor = node.input[0]
         if node is None or node.op_type != "Conv" or attr(node, "group", 1) != 1:
             continue
-        weight = _value(inits, node.input[1])
+        weight = g.const(node.input[1])
         if weight is None or len(idx) != weight.shape[0] or sorted(idx) != list(range(len(idx))):
             continue  # a permutation of all output channels only
         has_bias = len(node.input) > 2 and bool(node.input[2])
-        bias = _value(inits, node.input[2]) if has_bias else None
+        bias = g.const(node.input[2]) if has_bias else None
         if has_bias and bias is None:
             continue
         w_name = node.input[1] + f"_perm{changed}"
@@ -141,7 +124,7 @@ def absorb_channel_gather(model: onnx.ModelProto) -> int:
         last.output[0] = gather.output[0]
         dead.append(gather)
         changed += 1
-    _drop_nodes(model, dead)
+    g.drop(dead)
     return changed
 
 
@@ -155,9 +138,9 @@ def input_prologue(model: onnx.ModelProto) -> list[str]:
     network. Quantizing them buys nothing (a few cheap float ops on the input) and makes ORT
     pool the normalized input as an NCHW uint8 MaxPool (6.5 ms at 1024x512, vs 0.6 in float).
     """
-    _, _, consumers = _index_of(model)
+    g = Graph(model)
     names, tensor = [], model.graph.input[0].name
-    while len(users := consumers.get(tensor, [])) == 1 and users[0].op_type in PROLOGUE_OPS:
+    while len(users := g.consumers.get(tensor, [])) == 1 and users[0].op_type in PROLOGUE_OPS:
         names.append(users[0].name)
         tensor = users[0].output[0]
     return names
@@ -170,41 +153,41 @@ def float_maxpool_on_input(model: onnx.ModelProto) -> int:
     quantized op's float output is not computed by ORT, so reading it would break that op's
     integer chain.
     """
-    inits, producer, consumers = _index_of(model)
+    g = Graph(model)
     inputs = {i.name for i in model.graph.input}
 
     def computed_in_float(tensor: str) -> bool:
-        node = producer.get(tensor)
+        node = g.producer.get(tensor)
         if node is None:
             return tensor in inputs
         return node.op_type in PROLOGUE_OPS and not any(
-            (p := producer.get(i)) is not None and p.op_type == "DequantizeLinear"
+            (p := g.producer.get(i)) is not None and p.op_type == "DequantizeLinear"
             for i in node.input
         )
 
     changed, dead = 0, []
     for pool in [n for n in model.graph.node if n.op_type == "MaxPool" and len(n.output) == 1]:
-        dq = producer.get(pool.input[0])
+        dq = g.producer.get(pool.input[0])
         q_in = (
-            producer.get(dq.input[0])
+            g.producer.get(dq.input[0])
             if dq is not None and dq.op_type == "DequantizeLinear"
             else None
         )
-        users = consumers.get(pool.output[0], [])
+        users = g.consumers.get(pool.output[0], [])
         if q_in is None or q_in.op_type != "QuantizeLinear" or len(users) != 1:
             continue
         if not computed_in_float(q_in.input[0]):
             continue
         q_out = users[0]
-        if q_out.op_type != "QuantizeLinear" or not _same_qparams(inits, q_in, q_out):
+        if q_out.op_type != "QuantizeLinear" or not _same_qparams(g, q_in, q_out):
             continue
         pool.input[0] = q_in.input[0]  # the float tensor itself
-        if len(consumers.get(dq.output[0], [])) == 1:
+        if len(g.consumers.get(dq.output[0], [])) == 1:
             dead.append(dq)
-            if len(consumers.get(q_in.output[0], [])) == 1:
+            if len(g.consumers.get(q_in.output[0], [])) == 1:
                 dead.append(q_in)
         changed += 1
-    _drop_nodes(model, dead)
+    g.drop(dead)
     return changed
 
 
@@ -247,22 +230,21 @@ def _subpixel_weight(weight: np.ndarray, s: int, pads: list[int], out_pad: list[
 
 def convtranspose_to_subpixel(model: onnx.ModelProto) -> int:
     """Dense stride-s ConvTranspose [-> Relu] -> Conv to s*s*C [-> Relu] -> DepthToSpace (DCR)."""
-    inits, _, consumers = _index_of(model)
-    outputs = {o.name for o in model.graph.output}
+    g = Graph(model)
     nodes, dead, changed = [], set(), 0
     for node in model.graph.node:
         if id(node) in dead:
             continue
-        weight = _value(inits, node.input[1]) if node.op_type == "ConvTranspose" else None
+        weight = g.const(node.input[1]) if node.op_type == "ConvTranspose" else None
         has_bias = len(node.input) > 2 and bool(node.input[2])
-        bias = _value(inits, node.input[2]) if has_bias else None
+        bias = g.const(node.input[2]) if has_bias else None
         strides = list(attr(node, "strides", [1, 1]))
         if (
             weight is None
             or weight.ndim != 4
             or (has_bias and bias is None)
             or attr(node, "group", 1) != 1
-            or attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+            or attr(node, "auto_pad", "NOTSET") != "NOTSET"
             or attr(node, "output_shape") is not None
             or list(attr(node, "dilations", [1, 1])) != [1, 1]
             or strides[0] != strides[1]
@@ -291,8 +273,8 @@ def convtranspose_to_subpixel(model: onnx.ModelProto) -> int:
             kernel_shape=list(conv_w.shape[2:]), pads=conv_pads,
         )  # fmt: skip
         nodes.append(conv)
-        users = consumers.get(out, [])
-        if len(users) == 1 and users[0].op_type == "Relu" and out not in outputs:
+        users = g.consumers.get(out, [])
+        if len(users) == 1 and users[0].op_type == "Relu" and out not in g.outputs:
             # Relu commutes with DepthToSpace; before it, it fuses into the quantized conv.
             nodes.append(onnx.helper.make_node("Relu", [phases], [f"{base}_phases_relu"],
                                                name=f"{base}_relu"))  # fmt: skip
@@ -317,16 +299,16 @@ def argmax_before_depth_to_space(model: onnx.ModelProto) -> int:
     layout transformer and the ArgMax reads the conv's uint8 output (argmax is invariant to a
     per-tensor dequantization, so ORT drops the DQ). A Cast after the ArgMax moves up with it.
     """
-    _, _, consumers = _index_of(model)
+    g = Graph(model)
     inferred = onnx.shape_inference.infer_shapes(model)
     make, dead, new, changed = onnx.helper.make_node, set(), [], 0
     for d2s in [n for n in model.graph.node if n.op_type == "DepthToSpace"]:
-        users = consumers.get(d2s.output[0], [])
+        users = g.consumers.get(d2s.output[0], [])
         shape = tensor_shape(inferred, d2s.input[0])
         if (
             len(users) != 1
             or users[0].op_type != "ArgMax"
-            or attr(d2s, "mode", b"DCR") not in (b"DCR", "DCR")
+            or attr(d2s, "mode", "DCR") != "DCR"
             or shape is None
             or len(shape) != 4
             or not all(shape)
@@ -335,7 +317,7 @@ def argmax_before_depth_to_space(model: onnx.ModelProto) -> int:
         ):
             continue
         argmax, s, (n, cs, h, w) = users[0], attr(d2s, "blocksize"), shape
-        after = consumers.get(argmax.output[0], [])
+        after = g.consumers.get(argmax.output[0], [])
         cast = after[0] if len(after) == 1 and after[0].op_type == "Cast" else None
         out_shape = [n, 1, h * s, w * s] if attr(argmax, "keepdims", 1) else [n, h * s, w * s]
         b = d2s.name or f"d2s{changed}"
@@ -377,9 +359,9 @@ def depth_to_space_as_transposes(model: onnx.ModelProto) -> int:
     inferred = onnx.shape_inference.infer_shapes(model)
     make, nodes, changed = onnx.helper.make_node, [], 0
     for node in model.graph.node:
-        mode = attr(node, "mode", b"DCR")
+        mode = attr(node, "mode", "DCR")
         shape = tensor_shape(inferred, node.input[0]) if node.op_type == "DepthToSpace" else None
-        if shape is None or len(shape) != 4 or not all(shape) or mode not in (b"DCR", "DCR"):
+        if shape is None or len(shape) != 4 or not all(shape) or mode != "DCR":
             nodes.append(node)
             continue
         s = attr(node, "blocksize")
@@ -407,15 +389,14 @@ def depth_to_space_as_transposes(model: onnx.ModelProto) -> int:
 
 def dequantize_after_movement(model: onnx.ModelProto) -> int:
     """``DQ -> DepthToSpace/Transpose/Reshape -> graph output`` -> movement on uint8, then DQ."""
-    inits, producer, consumers = _index_of(model)
-    outputs = {o.name for o in model.graph.output}
+    g = Graph(model)
     changed = 0
     for node in [n for n in model.graph.node if n.op_type in MOVEMENT_OPS]:
-        dq = producer.get(node.input[0])
-        if node.output[0] not in outputs or dq is None or dq.op_type != "DequantizeLinear":
+        dq = g.producer.get(node.input[0])
+        if node.output[0] not in g.outputs or dq is None or dq.op_type != "DequantizeLinear":
             continue
-        scale = _value(inits, dq.input[1])
-        if scale is None or scale.size != 1 or len(consumers.get(dq.output[0], [])) != 1:
+        scale = g.const(dq.input[1])
+        if scale is None or scale.size != 1 or len(g.consumers.get(dq.output[0], [])) != 1:
             continue
         final = node.output[0]
         node.input[0] = dq.input[0]

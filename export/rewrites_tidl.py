@@ -24,8 +24,7 @@ TIDL_DEPTHWISE_KERNELS = (3, 5, 7)
 
 def _explicit_pads(node: onnx.NodeProto) -> bool:
     """True when the node uses explicit ``pads`` (no auto_pad we would have to re-derive)."""
-    auto = attr(node, "auto_pad", b"NOTSET")
-    return (auto.decode() if isinstance(auto, bytes) else auto) == "NOTSET"
+    return attr(node, "auto_pad", "NOTSET") == "NOTSET"
 
 
 @register("depthwise_to_square")

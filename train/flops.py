@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from gradgroup.deploy.graph.stats import conv_kind
+
 from .grouping import GradualGroupConv2d
 
 
@@ -24,17 +26,6 @@ class ModelCount:
     params: int
     macs: int
     macs_by_type: dict[str, int] = field(default_factory=dict)
-
-
-def conv_kind(groups: int, in_channels: int, out_channels: int, transposed: bool = False) -> str:
-    """Layer type used in MAC tables: dense, grouped, depthwise or transposed."""
-    if transposed:
-        return "transposed"
-    if groups == 1:
-        return "dense"
-    if groups == in_channels == out_channels:
-        return "depthwise"
-    return "grouped"
 
 
 def _deployed_params(model: nn.Module) -> int:

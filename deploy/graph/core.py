@@ -1,7 +1,8 @@
-"""A small wrapper over an ``onnx.ModelProto`` that graph rewrites share (export and calib).
+"""The one index of an ``onnx.ModelProto`` that every graph tool shares.
 
-Rewrites need the same few questions answered (what constant feeds this input, who consumes this
-tensor, replace these nodes by those) and should not each re-implement them. ``Graph`` indexes the
+Rewrites (export, calib), the TIDL checker and the graph statistics need the same few questions
+answered (what constant feeds this input, who produces or consumes this tensor, what static shape
+it has, replace these nodes by those) and do not each re-implement them. ``Graph`` indexes the
 model once; after a rewrite changes nodes it calls :meth:`Graph.commit`, which keeps the node list
 topologically ordered and drops initializers nobody reads any more.
 """
@@ -38,10 +39,13 @@ def load_onnx(path: str | Path):
 class Graph:
     """Index of one model's main graph: constants, producers and consumers by tensor name."""
 
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model: onnx.ModelProto, shapes: bool = False) -> None:
+        """Index ``model``; with ``shapes``, also the static shapes ONNX shape inference finds
+        (on a copy: the model itself is not annotated)."""
         self.model = model
         self.graph = model.graph
         self._names = itertools.count()
+        self.shapes = static_shapes(_inferred(model)) if shapes else {}
         self.reindex()
 
     def reindex(self) -> None:
@@ -67,6 +71,17 @@ class Graph:
                 if attr.name == "value":
                     return numpy_helper.to_array(attr.t)
         return None
+
+    def constants(self) -> dict[str, np.ndarray]:
+        """Every initializer and ``Constant`` node value, by tensor name."""
+        names = [*self.inits, *(n.output[0] for n in self.graph.node if n.op_type == "Constant")]
+        values = {name: self.const(name) for name in names}
+        return {name: value for name, value in values.items() if value is not None}
+
+    def shape(self, name: str) -> list[int] | None:
+        """Static shape of a constant, or of a tensor shape inference resolved (``shapes=True``)."""
+        value = self.const(name)
+        return list(value.shape) if value is not None else self.shapes.get(name)
 
     def add_const(self, value: np.ndarray, hint: str) -> str:
         """Add an initializer with a fresh name built from ``hint``; returns the name."""
@@ -120,6 +135,13 @@ class Graph:
         self.graph.node.extend(kept)
         self.reindex()
 
+    def drop(self, dead: Iterable[onnx.NodeProto]) -> None:
+        """Delete ``dead`` by identity (a rewired node may now share a dead node's output name)
+        and restore the topological order."""
+        ids = {id(n) for n in dead}
+        toposort(self.model, [n for n in self.graph.node if id(n) not in ids])
+        self.reindex()
+
     def commit(self) -> None:
         """Sort nodes topologically and drop unused initializers / Constant nodes."""
         self._toposort()
@@ -165,10 +187,11 @@ def toposort(model: onnx.ModelProto, nodes: Iterable[onnx.NodeProto] | None = No
 
 
 def attr(node: onnx.NodeProto, name: str, default=None):
-    """Value of attribute ``name`` of ``node`` (``default`` when absent)."""
+    """Value of attribute ``name`` of ``node`` (``default`` when absent); strings as ``str``."""
     for a in node.attribute:
         if a.name == name:
-            return onnx.helper.get_attribute_value(a)
+            value = onnx.helper.get_attribute_value(a)
+            return value.decode() if isinstance(value, bytes) else value
     return default
 
 
@@ -179,6 +202,27 @@ def set_attr(node: onnx.NodeProto, name: str, value) -> None:
             del node.attribute[i]
             break
     node.attribute.append(onnx.helper.make_attribute(name, value))
+
+
+def _inferred(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with inferred shapes; the model itself when inference rejects it (a graph that
+    does not infer is still checkable, with fewer shapes known)."""
+    try:
+        return onnx.shape_inference.infer_shapes(model)
+    except Exception:  # onnx raises InferenceError, ValueError, RuntimeError... on odd graphs
+        return model
+
+
+def static_shapes(model: onnx.ModelProto) -> dict[str, list[int] | None]:
+    """Shape of every graph input/output/value_info tensor; None where a dimension is dynamic."""
+    shapes: dict[str, list[int] | None] = {}
+    for info in itertools.chain(model.graph.input, model.graph.output, model.graph.value_info):
+        if not info.type.HasField("tensor_type"):
+            continue
+        dims = info.type.tensor_type.shape.dim
+        static = all(d.HasField("dim_value") and d.dim_value > 0 for d in dims)
+        shapes[info.name] = [d.dim_value for d in dims] if static else None
+    return shapes
 
 
 def tensor_shape(model: onnx.ModelProto, name: str) -> list[int] | None:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, first_line
-from .core import load_onnx
+from .core import Graph, load_onnx
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,9 @@ def graph_stats(model: str | Path | Any, input_size: tuple[int, int] | None = No
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
     except Exception as exc:  # onnx raises InferenceError / ValidationError
         raise InputError(f"cannot infer the ONNX graph's shapes ({first_line(exc)})") from None
-    graph = inferred.graph
-    consts = _constants(graph)
+    g = Graph(inferred)
+    graph, consts, producer = g.graph, g.constants(), g.producer
     shapes = _shapes(graph, consts)
-    producer = {out: node for node in graph.node for out in node.output}
     params, macs, by_prec = _count(graph, consts, shapes, producer)
     quantized = any(n.op_type in QUANT_OPS for n in graph.node)
     peak, peak_inner, tensors = _liveness(graph, consts, shapes)
@@ -183,12 +182,11 @@ def layer_table(model: str | Path | Any, input_size: tuple[int, int] | None = No
         model = load_onnx(model)
     model = _fix_input_shape(model, input_size)
     try:
-        graph = onnx.shape_inference.infer_shapes(model, strict_mode=False).graph
+        g = Graph(onnx.shape_inference.infer_shapes(model, strict_mode=False))
     except Exception as exc:  # onnx raises InferenceError / ValidationError
         raise InputError(f"cannot infer the ONNX graph's shapes ({first_line(exc)})") from None
-    consts = _constants(graph)
+    graph, consts, producer = g.graph, g.constants(), g.producer
     shapes = _shapes(graph, consts)
-    producer = {out: node for node in graph.node for out in node.output}
     folded = set(consts)
 
     def elems(name: str) -> int:
@@ -269,17 +267,6 @@ def _fix_input_shape(model: Any, size: tuple[int, int] | None) -> Any:
     return model
 
 
-def _constants(graph: Any) -> dict[str, np.ndarray]:
-    """Initializers and Constant-node values by name."""
-    from onnx import numpy_helper
-
-    values = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    return values
-
-
 def _shapes(graph: Any, consts: dict[str, np.ndarray]) -> dict[str, tuple[tuple[int, ...], int]]:
     """name -> (shape, bytes per element) for every tensor with a static inferred shape."""
     from onnx import helper
@@ -350,7 +337,7 @@ def _node_macs(node: Any, shapes: dict, producer: dict, consts: dict) -> tuple[s
     if op in ("Conv", "QLinearConv", "ConvInteger"):
         groups = next((a.i for a in node.attribute if a.name == "group"), 1)
         c_in, c_out = w[1] * groups, w[0]
-        kind = _conv_kind(groups, c_in, c_out)
+        kind = conv_kind(groups, c_in, c_out)
         return kind, int(np.prod(shapes[out][0])) * int(np.prod(w[1:]))
     if op == "ConvTranspose":
         if data not in shapes:
@@ -364,11 +351,14 @@ def _node_macs(node: Any, shapes: dict, producer: dict, consts: dict) -> tuple[s
     return "matmul", int(np.prod(shapes[out][0])) * int(k)
 
 
-def _conv_kind(groups: int, c_in: int, c_out: int) -> str:
-    """Same rule as ``train.flops.conv_kind``."""
+def conv_kind(groups: int, in_channels: int, out_channels: int, transposed: bool = False) -> str:
+    """Layer type in MAC tables, for PyTorch modules and ONNX nodes alike: dense, grouped,
+    depthwise or transposed."""
+    if transposed:
+        return "transposed"
     if groups == 1:
         return "dense"
-    if groups == c_in == c_out:
+    if groups == in_channels == out_channels:
         return "depthwise"
     return "grouped"
 

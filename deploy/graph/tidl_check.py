@@ -11,13 +11,14 @@ Torch-free: only ``onnx`` and numpy, so it runs on the board and in CI without t
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .core import Graph, attr, load_onnx
 
 UNSUPPORTED, UNVERIFIED = "unsupported", "unverified"
 
@@ -53,55 +54,6 @@ class Finding:
         return asdict(self)
 
 
-class _Model:
-    """Constants, static shapes and attributes of one (shape-inferred) model."""
-
-    def __init__(self, model: Any) -> None:
-        import onnx
-        from onnx import numpy_helper
-
-        # A graph that shape inference rejects is still checkable, with fewer shapes known.
-        with contextlib.suppress(Exception):
-            model = onnx.shape_inference.infer_shapes(model)
-        self.model, self.np = model, numpy_helper
-        self.inits = {t.name: t for t in model.graph.initializer}
-        self.consts = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
-        self.shapes: dict[str, list[int] | None] = {}
-        infos = itertools.chain(model.graph.input, model.graph.output, model.graph.value_info)
-        for info in infos:
-            dims = info.type.tensor_type.shape.dim
-            static = all(d.HasField("dim_value") and d.dim_value > 0 for d in dims)
-            self.shapes[info.name] = [d.dim_value for d in dims] if static else None
-        self.consumers: dict[str, list[Any]] = {}
-        for node in model.graph.node:
-            for name in node.input:
-                self.consumers.setdefault(name, []).append(node)
-
-    def const(self, name: str) -> np.ndarray | None:
-        if name in self.inits:
-            return self.np.to_array(self.inits[name])
-        node = self.consts.get(name)
-        if node is not None:
-            for a in node.attribute:
-                if a.name == "value":
-                    return self.np.to_array(a.t)
-        return None
-
-    def shape(self, name: str) -> list[int] | None:
-        value = self.const(name)
-        return list(value.shape) if value is not None else self.shapes.get(name)
-
-
-def _attr(node: Any, name: str, default: Any = None) -> Any:
-    import onnx
-
-    for a in node.attribute:
-        if a.name == name:
-            value = onnx.helper.get_attribute_value(a)
-            return value.decode() if isinstance(value, bytes) else value
-    return default
-
-
 def _pair(value: Any) -> tuple[int, ...]:
     return tuple(int(v) for v in value)
 
@@ -117,14 +69,14 @@ def _unsure(rule: str, message: str) -> Issue:
     return rule, message, UNVERIFIED
 
 
-def _conv(m: _Model, node: Any) -> list[Issue]:
+def _conv(m: Graph, node: Any) -> list[Issue]:
     weight = m.shape(node.input[1])
     if weight is None or len(weight) != 4:
         return [_no("conv-shape", "weight shape is not static 4-D")]
-    kernel = _pair(_attr(node, "kernel_shape", weight[2:]))
-    strides = _pair(_attr(node, "strides", [1, 1]))
-    dilations = _pair(_attr(node, "dilations", [1, 1]))
-    group = _attr(node, "group", 1)
+    kernel = _pair(attr(node, "kernel_shape", weight[2:]))
+    strides = _pair(attr(node, "strides", [1, 1]))
+    dilations = _pair(attr(node, "dilations", [1, 1]))
+    group = attr(node, "group", 1)
     out = []
     if strides[0] != strides[1]:
         out.append(_no("conv-stride", f"strides {strides} differ between H and W"))
@@ -144,12 +96,12 @@ def _conv(m: _Model, node: Any) -> list[Issue]:
     return out
 
 
-def _conv_transpose(m: _Model, node: Any) -> list[Issue]:
+def _conv_transpose(m: Graph, node: Any) -> list[Issue]:
     weight = m.shape(node.input[1])
-    kernel = _pair(_attr(node, "kernel_shape", weight[2:] if weight else [0, 0]))
-    strides = _pair(_attr(node, "strides", [1, 1]))
-    group = _attr(node, "group", 1)
-    dilations = _pair(_attr(node, "dilations", [1, 1]))
+    kernel = _pair(attr(node, "kernel_shape", weight[2:] if weight else [0, 0]))
+    strides = _pair(attr(node, "strides", [1, 1]))
+    group = attr(node, "group", 1)
+    dilations = _pair(attr(node, "dilations", [1, 1]))
     if kernel in DECONV_KERNELS and strides == (2, 2) and group == 1 and dilations == (1, 1):
         return []
     msg = (
@@ -159,11 +111,11 @@ def _conv_transpose(m: _Model, node: Any) -> list[Issue]:
     return [_no("deconv-form", msg)]
 
 
-def _resize_scales(m: _Model, node: Any) -> np.ndarray | None:
+def _resize_scales(m: Graph, node: Any) -> np.ndarray | None:
     """Scales of Upsample / Resize (opset 10: X, scales; 11+: X, roi, scales, sizes)."""
     scales = None
     if node.op_type == "Upsample" or len(node.input) == 2:
-        scales = m.const(node.input[1]) if len(node.input) > 1 else _attr(node, "scales")
+        scales = m.const(node.input[1]) if len(node.input) > 1 else attr(node, "scales")
     elif len(node.input) > 2 and node.input[2]:
         scales = m.const(node.input[2])
     if (scales is None or not len(scales)) and len(node.input) > 3 and node.input[3]:
@@ -173,8 +125,8 @@ def _resize_scales(m: _Model, node: Any) -> np.ndarray | None:
     return None if scales is None else np.asarray(scales, np.float64)
 
 
-def _resize(m: _Model, node: Any) -> list[Issue]:
-    mode = _attr(node, "mode", "nearest")
+def _resize(m: Graph, node: Any) -> list[Issue]:
+    mode = attr(node, "mode", "nearest")
     out = []
     if mode not in ("nearest", "linear"):
         out.append(_no("resize-mode", f"Resize mode {mode!r}; TIDL takes nearest or linear"))
@@ -189,10 +141,10 @@ def _resize(m: _Model, node: Any) -> list[Issue]:
     return out
 
 
-def _argmax(m: _Model, node: Any) -> list[Issue]:
+def _argmax(m: Graph, node: Any) -> list[Issue]:
     shape = m.shape(node.input[0])
     rank = len(shape) if shape else 4
-    axis, keepdims = _attr(node, "axis", 0), _attr(node, "keepdims", 1)
+    axis, keepdims = attr(node, "axis", 0), attr(node, "keepdims", 1)
     if (axis + rank if axis < 0 else axis) == 1 and keepdims == 1 and rank == 4:
         return []
     msg = (
@@ -201,7 +153,7 @@ def _argmax(m: _Model, node: Any) -> list[Issue]:
     return [_no("argmax-form", msg)]
 
 
-def _reshape_like(m: _Model, node: Any) -> list[Issue]:
+def _reshape_like(m: Graph, node: Any) -> list[Issue]:
     shape = m.shape(node.output[0])
     if node.op_type == "Reshape" and m.const(node.input[1]) is None:
         return [_no("dynamic-shape", "Reshape target shape is computed at run time")]
@@ -214,19 +166,19 @@ def _reshape_like(m: _Model, node: Any) -> list[Issue]:
     return []
 
 
-def _in_shuffle(m: _Model, node: Any) -> bool:
+def _in_shuffle(m: Graph, node: Any) -> bool:
     """True for the Transpose of a Reshape -> Transpose(0,2,1,3,4) -> Reshape channel shuffle."""
     users = m.consumers.get(node.output[0], [])
-    perm = list(_attr(node, "perm", []))
+    perm = list(attr(node, "perm", []))
     return perm == [0, 2, 1, 3, 4] and len(users) == 1 and users[0].op_type == "Reshape"
 
 
-def _gather(m: _Model, node: Any) -> list[Issue]:
+def _gather(m: Graph, node: Any) -> list[Issue]:
     shape = m.shape(node.input[0])
     indices = m.const(node.input[1])
     if shape is None or indices is None:
         return [_no("gather-form", "Gather with a run-time input shape or indices")]
-    axis = _attr(node, "axis", 0)
+    axis = attr(node, "axis", 0)
     axis = axis + len(shape) if axis < 0 else axis
     if indices.ndim > 1 or any(d != 1 for d in shape[axis + 1 :]):
         msg = (
@@ -237,14 +189,14 @@ def _gather(m: _Model, node: Any) -> list[Issue]:
     return []
 
 
-def _channelwise(m: _Model, node: Any) -> list[Issue]:
+def _channelwise(m: Graph, node: Any) -> list[Issue]:
     """Sub: fine with a per-channel constant (imported as TIDL's BatchNorm), else unverified."""
     if any(m.const(name) is not None for name in node.input):
         return []
     return [_unsure("eltwise-sub", "Sub of two run-time tensors is not in TI's table")]
 
 
-def _cast(m: _Model, node: Any) -> list[Issue]:
+def _cast(m: Graph, node: Any) -> list[Issue]:
     inputs = {i.name for i in m.model.graph.input}
     outputs = {o.name for o in m.model.graph.output}
     if node.input[0] in inputs or node.output[0] in outputs:
@@ -255,23 +207,23 @@ def _cast(m: _Model, node: Any) -> list[Issue]:
     return [_no("cast", "Cast inside the network is not in TI's operator table")]
 
 
-def _dropout(m: _Model, node: Any) -> list[Issue]:
+def _dropout(m: Graph, node: Any) -> list[Issue]:
     return [_no("dropout", "Dropout must not appear in an inference graph; export in eval mode")]
 
 
-def _pool(m: _Model, node: Any) -> list[Issue]:
+def _pool(m: Graph, node: Any) -> list[Issue]:
     if node.op_type == "GlobalAveragePool":
         return []
-    kernel = _pair(_attr(node, "kernel_shape", [1, 1]))
-    strides = _pair(_attr(node, "strides", [1, 1]))
+    kernel = _pair(attr(node, "kernel_shape", [1, 1]))
+    strides = _pair(attr(node, "strides", [1, 1]))
     if kernel in POOL_KERNELS and max(strides) <= 2:
         return []
     msg = f"{node.op_type} {kernel} stride {strides}; TI validated 1x1/2x2/3x3, stride <= 2"
     return [_unsure("pool-kernel", msg)]
 
 
-def _batchnorm(m: _Model, node: Any) -> list[Issue]:
-    if _attr(node, "training_mode", 0):
+def _batchnorm(m: Graph, node: Any) -> list[Issue]:
+    if attr(node, "training_mode", 0):
         return [_no("batchnorm-training", "BatchNormalization in training mode")]
     return []
 
@@ -297,10 +249,8 @@ def check_tidl(model_or_path: Any) -> list[Finding]:
         InputError: the file is missing or not ONNX.
     """
     if isinstance(model_or_path, (str, Path)):
-        from .core import load_onnx
-
         model_or_path = load_onnx(model_or_path)
-    m = _Model(model_or_path)
+    m = Graph(model_or_path, shapes=True)
     findings = []
     for info in itertools.chain(m.model.graph.input, m.model.graph.output):
         if info.name not in m.inits and m.shapes.get(info.name) is None:
