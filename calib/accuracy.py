@@ -23,6 +23,7 @@ from tqdm import tqdm
 from gradgroup.deploy.calibset import CalibSet
 from gradgroup.deploy.errors import InputError, MissingDependencyError, RunError
 from gradgroup.deploy.evaluate import evaluate
+from gradgroup.deploy.graph.core import Graph, load_onnx
 from gradgroup.deploy.metadata import ModelMeta
 from gradgroup.deploy.preprocess import resize_frame, resize_labels
 from gradgroup.deploy.table import format_table
@@ -191,7 +192,6 @@ def tensor_sqnr(
     compares the int8 model's tensor with the fp32 model's (error accumulated up to here).
     A tensor its QDQ pair reproduces exactly has infinite SQNR (``null`` in the JSON report).
     """
-    import onnx
     from onnxruntime.quantization.qdq_loss_debug import (
         create_activation_matching,
         modify_model_output_intermediate_tensors,
@@ -199,7 +199,7 @@ def tensor_sqnr(
 
     if frames < 1:
         return []
-    producers = {o: n for n in onnx.load(str(fp32_path)).graph.node for o in n.output}
+    producers = Graph(load_onnx(fp32_path)).producer
     # tensor -> [fp32 signal, model noise, pre-QDQ signal, QDQ noise], summed over frames
     power: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="gradgroup-sqnr-") as tmp:
@@ -285,13 +285,8 @@ def keep_float_until(
     Returns:
         (final report, nodes kept in float, one history entry per try).
     """
-    import onnx
-
-    graph = onnx.load(str(fp32_path)).graph
-    users: dict[str, list[str]] = {}
-    for node in graph.node:
-        for name in node.input:
-            users.setdefault(name, []).append(node.name)
+    graph = Graph(load_onnx(fp32_path))
+    users = {name: [n.name for n in nodes] for name, nodes in graph.consumers.items()}
     history: list[dict[str, Any]] = []
     best_path_exclude = tuple(exclude)
     log.info(

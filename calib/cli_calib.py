@@ -1,6 +1,6 @@
 """``gradgroup calib``: int8 quantization for ONNX Runtime, or TIDL compilation, of an fp32 model.
 
-Flags map 1:1 onto :class:`~gradgroup.calib.quantize.CalibConfig` (``--target ort``) or
+Flags map 1:1 onto :class:`~gradgroup.calib.quantize.CalibConfig` (``--target cpu``) or
 :class:`~gradgroup.calib.tidl.TidlConfig` (``--target tidl``); ``--config`` files use their field
 names (and ``target``). Heavy imports stay inside ``run`` so ``--help`` is instant and needs
 neither torch nor ONNX Runtime.
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gradgroup.deploy.cli_config import add_config_flags, config_from_args
 from gradgroup.deploy.fileio import to_json
+from gradgroup.deploy.session import PROVIDERS, TARGET_ALIASES, resolve_target
 
 EXAMPLES = """examples:
   gradgroup calib dg4.onnx --out dg4.int8.onnx
@@ -54,16 +55,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--target",
-        choices=("ort", "tidl"),
-        default="ort",
-        help="ort: int8 QDQ model for ONNX Runtime; tidl: TIDL artifacts",
+        choices=(*PROVIDERS, *TARGET_ALIASES),
+        default="cpu",
+        help="the runtime the model is for, as bench/demo --provider names it: cpu and openvino "
+        "get an int8 QDQ model for ONNX Runtime; tidl: TIDL artifacts (ort: the same as cpu)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="hide progress bars"
     )
 
-    q = parser.add_argument_group("ONNX Runtime quantization (--target ort)")
+    q = parser.add_argument_group("ONNX Runtime quantization (--target cpu or openvino)")
     q.add_argument(
         "--method",
         choices=tuple(METHODS),
@@ -121,7 +123,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--calib-frames", type=int, help="use at most N calibration frames (default: all)"
     )
 
-    a = parser.add_argument_group("accuracy (--target ort)")
+    a = parser.add_argument_group("accuracy (--target cpu or openvino)")
     a.add_argument(
         "--max-drop",
         type=float,
@@ -226,7 +228,8 @@ def _default_out(model: str, target: str, soc: str) -> Path:
 
 
 def calib_config(args: argparse.Namespace):
-    """The CalibConfig (``--target ort``) or TidlConfig (``tidl``) the flags describe."""
+    """The CalibConfig (``--target cpu``/``openvino``) or TidlConfig (``tidl``) the flags
+    describe."""
     if args.target == "tidl":
         from gradgroup.deploy.cli_bench import provider_options
 
@@ -257,7 +260,7 @@ def resolved_config(args: argparse.Namespace) -> dict:
     """``--print-config``: ``target`` and the settings of that target's config."""
     from dataclasses import asdict
 
-    return {"target": args.target, **asdict(calib_config(args))}
+    return {"target": resolve_target(args.target), **asdict(calib_config(args))}
 
 
 def _run_tidl(args: argparse.Namespace) -> int:

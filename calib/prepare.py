@@ -103,21 +103,15 @@ def prepare(model, workdir: Path, ort_rewrites: bool = False) -> Path:
     from onnxruntime.quantization import quant_pre_process
 
     from gradgroup.deploy.graph.core import drop_unused_initializers
+    from gradgroup.deploy.graph.rewrites import ORT_FLOAT_REWRITES, apply_rewrites
 
-    from .graph import bn_to_depthwise_conv, fold_bn_into_conv_transpose
-
-    folded = fold_bn_into_conv_transpose(model)
+    folded = apply_rewrites(model, ["fold_bn_into_conv_transpose"])["fold_bn_into_conv_transpose"]
     if folded:
         log.info("folded %d BatchNormalization node(s) into ConvTranspose", folded)
     if ort_rewrites:
-        from .ort_rewrites import FLOAT_REWRITES
-
-        for rewrite in FLOAT_REWRITES:
-            changed = rewrite(model)
+        for name, changed in apply_rewrites(model, ORT_FLOAT_REWRITES, stage="float").items():
             if changed:
-                log.info(
-                    "%s: %d node(s) rewritten for ORT's int8 kernels", rewrite.__name__, changed
-                )
+                log.info("%s: %d node(s) rewritten for ORT's int8 kernels", name, changed)
         drop_unused_initializers(model)  # the weights the rewrites replaced
     raw, out = workdir / "fp32.onnx", workdir / "fp32.prep.onnx"
     onnx.save(model, str(raw))
@@ -132,7 +126,7 @@ def prepare(model, workdir: Path, ort_rewrites: bool = False) -> Path:
         first = first_line(exc)
         raise RunError(f"quantization pre-processing failed: {first}") from None
     prepped = onnx.load(str(out))
-    converted = bn_to_depthwise_conv(prepped)
+    converted = apply_rewrites(prepped, ["bn_to_depthwise_conv"])["bn_to_depthwise_conv"]
     if converted:
         log.info(
             "turned %d unfoldable BatchNormalization node(s) into 1x1 depthwise Conv", converted

@@ -88,9 +88,10 @@ class CalibConfig:
             ``folder:DIR``.
         eval_frames: frames of ``eval_data`` to evaluate on.
         sqnr_frames: calibration frames used for per-tensor SQNR.
-        ort_rewrites: exact rewrites for ONNX Runtime CPU's int8 kernels (calib/ort_rewrites.py:
-            dense 1x1 for few groups, no float islands at the input and output); None = on
-            unless ``power_of_2`` (the TIDL-emulation model keeps the exported structure).
+        ort_rewrites: exact rewrites for ONNX Runtime CPU's int8 kernels
+            (deploy/graph/rewrites/ort.py: dense 1x1 for few groups, no float islands at the
+            input and output); None = on unless ``power_of_2`` (the TIDL-emulation model
+            keeps the exported structure).
     """
 
     set_path: str | None = None
@@ -308,7 +309,7 @@ def quantize_qdq(
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    from .graph import power_of_two_scales
+    from gradgroup.deploy.graph.rewrites import ORT_QDQ_REWRITES, apply_rewrites
 
     extra: dict[str, Any] = {
         "ActivationSymmetric": settings.ort_symmetric_activations,
@@ -337,13 +338,9 @@ def quantize_qdq(
     except Exception as exc:  # ORT's quantizer raises ValueError/RuntimeError/KeyError...
         raise RunError(f"ONNX Runtime quantization failed: {first_line(exc)}") from None
     model = onnx.load(str(out))
-    if settings.power_of_2:
-        log.debug("power-of-two: %d scale tensors rounded up", power_of_two_scales(model))
-    if settings.ort_rewrites:
-        from .ort_rewrites import QDQ_REWRITES
-
-        for rewrite in QDQ_REWRITES:
-            log.debug("%s: %d place(s)", rewrite.__name__, rewrite(model))
+    names = ["power_of_two_scales"] if settings.power_of_2 else []
+    names += list(ORT_QDQ_REWRITES) if settings.ort_rewrites else []
+    apply_rewrites(model, names, stage="qdq")  # each logs its count at debug level
     return model
 
 
@@ -412,7 +409,8 @@ class _Quantization:
         """Float rewrites and ORT's pre-processing; the calibration set and its reader."""
         import onnx
 
-        from .ort_rewrites import input_prologue
+        from gradgroup.deploy.graph.rewrites.ort import input_prologue
+
         from .prepare import check_selection, prepare
         from .reader import CalibSetReader, resolve_calibset
 

@@ -27,8 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--source",
         default="synthetic",
-        help="'synthetic', a camera index or /dev/videoN, a video file, an image folder, "
-        "or a GStreamer/RTSP string (default: synthetic)",
+        help="frames: synthetic | images:DIR | video:FILE | camera:N (or a bare folder, file, "
+        "index or /dev/videoN) | an RTSP URL | a GStreamer pipeline (default: synthetic)",
     )
     parser.add_argument(
         "--frame-size",

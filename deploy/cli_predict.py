@@ -31,8 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="ONNX model exported by gradgroup")
     parser.add_argument(
         "source",
-        help="an image, a folder of images (sub-folders included), a video, or 'synthetic', "
-        "a camera or a stream with --max-frames",
+        help="an image, images:DIR or a bare folder (sub-folders included), video:FILE or a bare "
+        "video, or synthetic, camera:N or a stream with --max-frames",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (required)")
     parser.add_argument(

@@ -25,7 +25,14 @@ import numpy as np
 from .errors import InputError
 from .fileio import check_writable, folder_lock, to_json, write_text_atomic
 from .prediction import FORMATS, Prediction, check_cityscapes, check_formats, output_path
-from .sources import IMAGE_EXTENSIONS, FolderSource, FrameSource, list_images, open_source
+from .sources import (
+    IMAGE_EXTENSIONS,
+    FolderSource,
+    FrameSource,
+    list_images,
+    open_source,
+    parse_frame_spec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +99,9 @@ class PredictResult:
 def open_images(
     spec: str | Path | int, max_frames: int | None = None, exclude: tuple[Path, ...] = ()
 ) -> FrameSource:
-    """Open a source of images to predict: one image file, a folder read with its sub-folders,
-    or any :func:`.sources.open_source` spec (video, camera, stream, ``synthetic``).
+    """Open a source of images to predict: one image file, a folder (``images:DIR`` or bare)
+    read with its sub-folders, or any other frame spec of :func:`.sources.parse_frame_spec`
+    (video, camera, stream, ``synthetic``).
 
     Args:
         spec: the source.
@@ -104,10 +112,11 @@ def open_images(
         InputError: the source does not exist, holds no images, or has no end and no
             ``max_frames``.
     """
-    path = Path(spec).expanduser() if isinstance(spec, str | Path) else None
-    if path is not None and path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+    frames = parse_frame_spec(str(spec) if isinstance(spec, Path) else spec)
+    path = Path(str(frames.value))
+    if frames.kind == "video" and path.suffix.lower() in IMAGE_EXTENSIONS:  # one image
         return FolderSource(path.parent, max_frames, files=[path])
-    if path is not None and path.is_dir():
+    if frames.kind == "images":
         skip = [p.resolve() for p in exclude]
         files = [
             p

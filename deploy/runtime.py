@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# ORT optimizers that undo gradgroup's int8 rewrites for ORT CPU (calib/ort_rewrites.py): QDQ
-# propagation moves the QuantizeLinear after the input MaxPool back in front of it, turning a
+# ORT optimizers that undo gradgroup's int8 rewrites for ORT CPU (deploy/graph/rewrites/ort.py):
+# QDQ propagation moves the QuantizeLinear after the input MaxPool back in front of it, turning a
 # 0.4 ms float pool into a 7 ms NCHW uint8 one (bench/NOTES.md). Disabled for models whose
 # metadata says they were calibrated with those rewrites.
 ORT_REWRITES_DISABLED_OPTIMIZERS = ("QDQPropagationTransformer",)

@@ -26,6 +26,23 @@ from typing import Any
 from .errors import InputError, MissingDependencyError, first_line
 
 PROVIDERS = ("cpu", "tidl", "openvino")
+# Export and calib name the runtime a model is made for (``--target``) with the same words;
+# "ort", their earlier name for the ONNX Runtime form, still means cpu.
+TARGET_ALIASES = {"ort": "cpu"}
+
+
+def resolve_target(name: str) -> str:
+    """A ``--target`` name as one of :data:`PROVIDERS` (aliases resolved).
+
+    Raises:
+        InputError: not a provider name or alias.
+    """
+    target = TARGET_ALIASES.get(name, name)
+    if target not in PROVIDERS:
+        raise InputError(f"target {name!r} is not one of {', '.join(PROVIDERS)}")
+    return target
+
+
 # Our names -> onnxruntime.GraphOptimizationLevel members.
 OPT_LEVELS = {
     "all": "ORT_ENABLE_ALL",

@@ -1,14 +1,21 @@
 """Unlabelled frame sources for the demo, the benchmark and the calibration-set builder.
 
-``open_source(spec)`` accepts:
+One grammar names a stream of frames everywhere (``demo``, ``predict``, ``export --calib-data``):
+:func:`parse_frame_spec` reads it and ``open_source(spec)`` opens it.
 
-- ``"synthetic"`` — a procedural street-scene sequence (:class:`.scenes.SceneSequence`), the
+- ``synthetic`` — a procedural street-scene sequence (:class:`.scenes.SceneSequence`), the
   camera driving forward; infinite unless ``max_frames`` is given.
-- a camera index (``0`` or ``"0"``) or a device path ``/dev/videoN`` — live.
-- a video file (anything OpenCV's FFmpeg backend decodes).
-- a folder of images (``.png .jpg .jpeg .bmp .tif .tiff .webp``), read in name order.
+- ``images:DIR`` — a folder of images (``.png .jpg .jpeg .bmp .tif .tiff .webp``), in name order;
+  a bare folder path means the same.
+- ``video:FILE`` — a video file (anything OpenCV's FFmpeg backend decodes); a bare file path
+  means the same.
+- ``camera:N`` — a live camera by index; a bare index (``0``) or a device path ``/dev/videoN``
+  means the same.
 - an RTSP/HTTP(S) URL, or a GStreamer pipeline string (contains ``!``) where OpenCV was built with
   GStreamer — live.
+
+Labelled datasets (``cityscapes:DIR``, ``folder:DIR``) are :mod:`.datasets`' grammar; where
+frames are wanted from one (calibration), its train images are read.
 
 Every source yields :class:`Frame` objects holding BGR uint8 images, as OpenCV delivers them.
 A source that does not exist or will not open raises :class:`~.errors.InputError`. A single bad
@@ -251,12 +258,66 @@ class CaptureSource(FrameSource):
             self._closed = True
 
 
-def _camera_index(spec: str | int) -> int | None:
-    if isinstance(spec, int):
-        return spec
-    if spec.isdigit():
-        return int(spec)
-    return None
+FRAME_KINDS = ("synthetic", "images", "video", "camera", "stream", "gstreamer")
+PREFIXED = ("images", "video", "camera")  # kinds written KIND:VALUE
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """A parsed frame spec: its kind and the path, index, URL or pipeline it names."""
+
+    kind: str  # one of FRAME_KINDS
+    value: str | int | None = None
+
+
+def parse_frame_spec(spec: str | int) -> FrameSpec:
+    """Read a frame spec (module docstring): the explicit ``KIND:VALUE`` forms or the bare ones.
+
+    Paths are checked: an explicit kind must match what is on disk, and a bare path must exist.
+
+    Raises:
+        InputError: a path that does not exist or is not of the kind named, or a bare name that
+            is no source at all.
+    """
+    if isinstance(spec, int) or spec.isdigit():
+        return FrameSpec("camera", int(spec))
+    if spec == "synthetic":
+        return FrameSpec("synthetic")
+    kind, sep, value = spec.partition(":")
+    if sep and kind in PREFIXED:
+        return _prefixed(kind, value, spec)
+    if "!" in spec:
+        return FrameSpec("gstreamer", spec)
+    if "://" in spec:
+        return FrameSpec("stream", spec)
+    if spec.startswith("/dev/video"):
+        if not Path(spec).exists():
+            raise InputError(f"camera device {spec} does not exist")
+        return FrameSpec("camera", spec)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return FrameSpec("images", str(path))
+    if path.is_file():
+        return FrameSpec("video", str(path))
+    raise InputError(
+        f"source {spec!r} does not exist; give 'synthetic', images:DIR, video:FILE, camera:N "
+        "(or a bare folder, file or camera index), an RTSP URL or a GStreamer pipeline"
+    )
+
+
+def _prefixed(kind: str, value: str, spec: str) -> FrameSpec:
+    if kind == "camera":
+        if not value.isdigit():
+            raise InputError(f"source {spec!r}: camera:N takes a camera index, e.g. camera:0")
+        return FrameSpec("camera", int(value))
+    path = Path(value).expanduser()
+    if not value or not path.exists():
+        raise InputError(f"source {spec!r}: {value or 'the path'} does not exist")
+    if kind == "images" and not path.is_dir():
+        raise InputError(f"source {spec!r}: {value} is not a folder")
+    if kind == "video" and not path.is_file():
+        raise InputError(f"source {spec!r}: {value} is not a file")
+    return FrameSpec(kind, str(path))
 
 
 def open_source(
@@ -268,8 +329,9 @@ def open_source(
     """Open a frame source.
 
     Args:
-        spec: ``"synthetic"``, a camera index or ``/dev/videoN``, a video file, an image folder,
-            an RTSP/HTTP URL or a GStreamer pipeline (a string containing ``!``).
+        spec: a frame spec (:func:`parse_frame_spec`): ``synthetic``, ``images:DIR``,
+            ``video:FILE``, ``camera:N``, their bare forms, an RTSP/HTTP URL or a GStreamer
+            pipeline (a string containing ``!``).
         size: (H, W) render size for ``synthetic`` (default 512x1024), the resolution requested
             from a camera; files and folders are delivered at their own size.
         max_frames: stop after this many frames (None: until the source ends).
@@ -285,31 +347,23 @@ def open_source(
         raise InputError(f"max_frames {max_frames} must be positive")
     if size is not None and (len(size) != 2 or min(size) <= 0):
         raise InputError(f"size {size} must be a positive (H, W)")
-    index = _camera_index(spec)
-    if index is not None:
-        return CaptureSource(index, True, cv2.CAP_ANY, size, max_frames, "camera")
-    assert isinstance(spec, str)
-    if spec == "synthetic":
+    frame = parse_frame_spec(spec)
+    kind, value = frame.kind, frame.value
+    if kind == "camera" and isinstance(value, int):
+        return CaptureSource(value, True, cv2.CAP_ANY, size, max_frames, "camera")
+    if kind == "camera":
+        return CaptureSource(value, True, cv2.CAP_V4L2, size, max_frames, "camera device")
+    if kind == "synthetic":
         return SyntheticSource(tuple(size or SYNTHETIC_SIZE), max_frames, seed)
-    if "!" in spec:
+    if kind == "gstreamer":
         if "GStreamer:                   YES" not in cv2.getBuildInformation():
             raise InputError(
                 "GStreamer pipelines need an OpenCV built with GStreamer; this one is not "
                 "(use a camera index, a file or an RTSP URL instead)"
             )
-        return CaptureSource(spec, True, cv2.CAP_GSTREAMER, size, max_frames, "GStreamer pipeline")
-    if "://" in spec:
-        return CaptureSource(spec, True, cv2.CAP_FFMPEG, size, max_frames, "stream")
-    if spec.startswith("/dev/video"):
-        if not Path(spec).exists():
-            raise InputError(f"camera device {spec} does not exist")
-        return CaptureSource(spec, True, cv2.CAP_V4L2, size, max_frames, "camera device")
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return FolderSource(path, max_frames)
-    if path.is_file():
-        return CaptureSource(str(path), False, cv2.CAP_FFMPEG, None, max_frames, "video file")
-    raise InputError(
-        f"source {spec!r} does not exist; give 'synthetic', a camera index, a video file, "
-        "an image folder, an RTSP URL or a GStreamer pipeline"
-    )
+        return CaptureSource(value, True, cv2.CAP_GSTREAMER, size, max_frames, "GStreamer pipeline")
+    if kind == "stream":
+        return CaptureSource(value, True, cv2.CAP_FFMPEG, size, max_frames, "stream")
+    if kind == "images":
+        return FolderSource(Path(value), max_frames)
+    return CaptureSource(value, False, cv2.CAP_FFMPEG, None, max_frames, "video file")

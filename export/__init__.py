@@ -3,6 +3,6 @@
 Public API (imported from the modules, so ``import gradgroup.export`` stays light):
 
 - :func:`gradgroup.export.onnx_export.export_onnx` with :class:`~.onnx_export.ExportConfig`;
-- graph rewrites: :data:`gradgroup.export.rewrites.REWRITES`, ``apply_rewrites(model, names)``;
+- graph rewrites: the registry in :mod:`gradgroup.deploy.graph.rewrites`, which calib shares;
 - calibration frames: :func:`gradgroup.export.calib_data.collect_calib_frames`.
 """

@@ -1,10 +1,13 @@
 """The 8-bit calibration set the exporter writes next to the model.
 
-``--calib-data`` picks where the frames come from:
+``--calib-data`` picks where the frames come from, in the one frame grammar of
+:func:`gradgroup.deploy.sources.parse_frame_spec` (what demo and bench read), plus the labelled
+datasets ``--data`` takes:
 
 - ``synthetic``: procedural street scenes (deploy's synthetic frame source);
-- ``images:DIR``: a folder of images, in name order;
-- ``video:FILE``: the first frames of a video file;
+- ``images:DIR`` (or a bare folder): a folder of images, in name order;
+- ``video:FILE`` (or a bare file): the first frames of a video file;
+- ``camera:N``, a URL or a GStreamer pipeline: the first frames of a live source;
 - ``cityscapes:DIR``: Cityscapes ``leftImg8bit/train`` images (through deploy's dataset reader,
   which also expects the ``gtFine`` labels beside them);
 - ``folder:DIR``: the train images of a ``folder:DIR`` dataset (as ``--data`` takes it).
@@ -33,7 +36,6 @@ from gradgroup.deploy.preprocess import Preprocess, resize_frame
 
 log = logging.getLogger(__name__)
 
-KINDS = ("synthetic", "images", "video", "cityscapes", "folder")
 DATASETS = ("cityscapes", "folder")  # labelled datasets: their train split is read
 MIN_FRACTION = 0.5  # fewer usable frames than this share of the request is an error
 
@@ -49,20 +51,24 @@ class CalibFrames:
 
 
 def parse_calib_spec(spec: str) -> tuple[str, str]:
-    """``"images:DIR"`` -> ``("images", "DIR")``; validates the kind and that a path is given."""
+    """``"images:DIR"`` -> ``("images", "DIR")``: a labelled dataset or a frame spec, checked."""
+    from gradgroup.deploy.sources import parse_frame_spec
+
     kind, _, path = spec.partition(":")
-    if kind not in KINDS or (kind == "synthetic") != (not path):
+    if kind in DATASETS:
+        if not path or not Path(path).expanduser().exists():
+            raise InputError(f"calibration data {spec!r}: {path or 'the path'} does not exist")
+        if not Path(path).expanduser().is_dir():
+            raise InputError(f"calibration data {spec!r}: {path} is not a folder")
+        return kind, path
+    try:
+        frames = parse_frame_spec(spec)
+    except InputError as exc:
         raise InputError(
-            f"calibration data {spec!r} is not understood; use synthetic, images:DIR, "
-            "video:FILE, cityscapes:DIR or folder:DIR"
-        )
-    if path and not Path(path).expanduser().exists():
-        raise InputError(f"calibration data {spec!r}: {path} does not exist")
-    if kind in ("images", "folder") and not Path(path).expanduser().is_dir():
-        raise InputError(f"calibration data {spec!r}: {path} is not a folder")
-    if kind == "video" and not Path(path).expanduser().is_file():
-        raise InputError(f"calibration data {spec!r}: {path} is not a file")
-    return kind, path
+            f"calibration data {spec!r} is not understood ({exc}); use synthetic, images:DIR, "
+            "video:FILE, camera:N, cityscapes:DIR or folder:DIR"
+        ) from None
+    return frames.kind, "" if frames.value is None else str(frames.value)
 
 
 def collect_calib_frames(spec: str, count: int, pre: Preprocess, seed: int = 0) -> CalibFrames:
@@ -81,11 +87,10 @@ def collect_calib_frames(spec: str, count: int, pre: Preprocess, seed: int = 0) 
     else:
         from gradgroup.deploy.sources import open_source
 
-        src_spec = "synthetic" if kind == "synthetic" else str(Path(path).expanduser())
         size = pre.size if kind == "synthetic" else None
         images, names = [], []
         try:
-            source = open_source(src_spec, size=size, max_frames=count, seed=seed)
+            source = open_source(spec, size=size, max_frames=count, seed=seed)
         except InputError as exc:  # say which flag: the source's message cannot know it
             raise InputError(f"--calib-data {spec}: {exc}") from None
         with source:

@@ -10,6 +10,7 @@ import argparse
 from gradgroup.deploy.cli_config import add_config_flags, config_from_args
 from gradgroup.deploy.fileio import to_json
 from gradgroup.deploy.preprocess import parse_size
+from gradgroup.deploy.session import PROVIDERS, TARGET_ALIASES
 
 EXAMPLES = """examples:
   gradgroup export runs/dg4/best.pt --out dg4.onnx
@@ -27,7 +28,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         OPSETS,
         OUTPUTS,
         SHUFFLES,
-        TARGETS,
         ExportConfig,
     )  # fmt: skip
 
@@ -63,13 +63,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--shuffle",
         choices=SHUFFLES,
         default=d.shuffle,
-        help="channel-shuffle form (default: gather for ort, reshape for tidl)",
+        help="channel-shuffle form (default: gather for cpu/openvino, reshape for tidl)",
     )
     parser.add_argument(
         "--target",
-        choices=TARGETS,
+        choices=(*PROVIDERS, *TARGET_ALIASES),
         default=d.target,
-        help="tidl: rewrite into TIDL-legal forms and fail on any finding",
+        help="the runtime the model is for, as bench/demo --provider names it: cpu and openvino "
+        "get the ONNX Runtime form; tidl: rewrite into TIDL-legal forms and fail on any finding "
+        "(ort: the same as cpu)",
     )
     parser.add_argument(
         "--dense",
@@ -88,7 +90,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--calib-data",
         default=d.calib_data,
         help="calibration frames: model (the checkpoint's training data, train split) | "
-        "synthetic | images:DIR | video:FILE | cityscapes:DIR | folder:DIR | none",
+        "synthetic | images:DIR | video:FILE | camera:N (demo's frame specs) | cityscapes:DIR | "
+        "folder:DIR | none",
     )
     parser.add_argument(
         "--calib-frames", type=int, default=d.calib_frames, help="calibration frames to store"

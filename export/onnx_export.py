@@ -17,6 +17,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import onnx
 import torch
@@ -27,8 +28,15 @@ from gradgroup.deploy.datasets import MODEL_DATA, resolve_data
 from gradgroup.deploy.errors import InputError, RunError
 from gradgroup.deploy.fileio import atomic_path, check_writable, to_json, write_text_atomic
 from gradgroup.deploy.graph.core import grouped_conv_count
+from gradgroup.deploy.graph.rewrites import (
+    SHUFFLE_REWRITES,
+    TIDL_REWRITES,
+    apply_rewrites,
+    rewrite_names,
+)
 from gradgroup.deploy.graph.tidl_check import UNSUPPORTED, check_tidl, count_findings
 from gradgroup.deploy.metadata import ModelMeta, write_meta
+from gradgroup.deploy.session import resolve_target
 from gradgroup.train.checkpoint import (
     checkpoint_classes,
     checkpoint_data,
@@ -41,8 +49,6 @@ from gradgroup.train.flops import count_model
 from . import verify
 from .calib_data import collect_calib_frames, parse_calib_spec
 from .prepare import export_module, to_deploy_form
-from .rewrites import SHUFFLE_REWRITES, apply_rewrites, rewrite_names
-from .rewrites_tidl import TIDL_REWRITES
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +57,6 @@ INPUTS = ("float", "uint8")
 OUTPUTS = ("logits", "argmax")
 ARGMAX_DTYPES = {"uint8": onnx.TensorProto.UINT8, "int64": onnx.TensorProto.INT64}
 SHUFFLES = ("reshape", "gather")
-TARGETS = ("ort", "tidl")
 DEFAULT_SHUFFLE = "gather"  # faster on ORT CPU (see the export issue's note); TIDL forces reshape
 
 
@@ -64,8 +69,10 @@ class ExportConfig:
     input: str = "float"  # float (normalized NCHW) | uint8 (raw RGB, graph normalizes)
     output: str = "logits"  # logits | argmax (class map inside the graph)
     argmax_dtype: str = "uint8"  # uint8 | int64
-    shuffle: str | None = None  # reshape | gather; None: gather for ort, reshape for tidl
-    target: str = "ort"  # ort | tidl (rewrite into TIDL-legal forms, fail on findings)
+    shuffle: str | None = None  # reshape | gather; None: gather for ORT, reshape for tidl
+    # The runtime the model is for, in deploy's provider words: cpu | openvino (the ONNX Runtime
+    # form) | tidl (rewritten into TIDL-legal forms, failing on findings); "ort" means cpu.
+    target: str = "cpu"
     dense: bool = False  # export the masked dense form when alpha > 0
     simplify: bool = True
     rewrites: tuple[str, ...] = ()  # extra registered rewrites, run after the shuffle/target ones
@@ -85,14 +92,14 @@ class ExportConfig:
         check("input", self.input, INPUTS)
         check("output", self.output, OUTPUTS)
         check("argmax dtype", self.argmax_dtype, tuple(ARGMAX_DTYPES))
-        check("target", self.target, TARGETS)
+        object.__setattr__(self, "target", resolve_target(self.target))
         if self.shuffle is not None:
             check("shuffle", self.shuffle, SHUFFLES)
             if self.target == "tidl" and self.shuffle == "gather":
                 raise InputError(
                     "--shuffle gather is not legal on TIDL (channel Gather); use reshape"
                 )
-        known = rewrite_names()
+        known = rewrite_names(stage="float")
         for name in self.rewrites:
             check("rewrite", name, known)
         if self.verify_frames < 1:
@@ -147,8 +154,44 @@ class ExportResult:
         )
 
 
+class ExportSource:
+    """One checkpoint loaded for export, shared by several exports of it.
+
+    The pipeline writes three files per checkpoint (ORT form, TIDL form, deployment size). They
+    share the loaded checkpoint, its grouped model, and per input geometry the traced graph, the
+    verification frames and PyTorch's reference logits, which are computed once.
+    """
+
+    def __init__(self, ckpt_path: str | Path) -> None:
+        self.path = Path(ckpt_path)
+        self.ckpt = load_checkpoint(ckpt_path)
+        self.sha256 = _sha256(ckpt_path)
+        self._models: dict[bool, tuple[torch.nn.Module, float]] = {}
+        self._traces: dict[tuple, tuple[onnx.ModelProto, Any, Any]] = {}
+
+    def model(self, dense: bool) -> tuple[torch.nn.Module, float]:
+        """The deploy-form model (gradual layers converted) and its final alpha."""
+        if dense not in self._models:
+            model = model_from_checkpoint(self.ckpt).eval()
+            self._models[dense] = to_deploy_form(model, dense)
+        return self._models[dense]
+
+    def trace(self, pre, cfg: ExportConfig) -> tuple[onnx.ModelProto, Any, Any]:
+        """(raw ONNX graph, verification frames, reference logits) for this geometry."""
+        key = (cfg.dense, pre, cfg.input, cfg.opset, cfg.verify_frames)
+        if key not in self._traces:
+            model = self.model(cfg.dense)[0]
+            frames = verify.verification_frames(pre, cfg.verify_frames)
+            reference = verify.torch_logits(model, frames, pre)
+            self._traces[key] = (_torch_export(model, pre, cfg), frames, reference)
+        return self._traces[key]
+
+
 def export_onnx(
-    ckpt_path: str | Path, out: str | Path, cfg: ExportConfig = ExportConfig()
+    ckpt_path: str | Path,
+    out: str | Path,
+    cfg: ExportConfig = ExportConfig(),
+    source: ExportSource | None = None,
 ) -> ExportResult:
     """Export a checkpoint to a verified ONNX model (and its calibration set).
 
@@ -156,6 +199,8 @@ def export_onnx(
         ckpt_path: a gradgroup checkpoint (``train/checkpoint.py`` format).
         out: the ONNX file to write; ``<stem>.export.json`` and ``<stem>.calib.npz`` go beside it.
         cfg: export options.
+        source: ``ckpt_path`` already loaded (:class:`ExportSource`), to share its work between
+            several exports of one checkpoint.
 
     Returns:
         The export result (also written as ``<stem>.export.json``).
@@ -170,7 +215,8 @@ def export_onnx(
         raise InputError(f"output {out} must end in .onnx")
     for path in (out, out.with_suffix(".export.json"), out.with_suffix(".calib.npz")):
         check_writable(path, "--out")  # before the export's minutes, not after
-    ckpt = load_checkpoint(ckpt_path)
+    source = source or ExportSource(ckpt_path)
+    ckpt = source.ckpt
     arch = ckpt["model_args"]["arch"]
     pre = checkpoint_preprocess(ckpt)
     if cfg.size is not None:
@@ -179,7 +225,7 @@ def export_onnx(
         raise InputError(
             f"input size {pre.height}x{pre.width} must be a multiple of 8, e.g. 512x1024"
         )
-    model, alpha = to_deploy_form(model_from_checkpoint(ckpt).eval(), cfg.dense)
+    model, alpha = source.model(cfg.dense)
     count = count_model(model, pre.size)
 
     trained_on = checkpoint_data(ckpt)
@@ -188,10 +234,8 @@ def export_onnx(
         calib_spec = resolve_data(cfg.calib_data, trained_on, "--calib-data")
         calib = collect_calib_frames(calib_spec, cfg.calib_frames, pre, cfg.seed)
 
-    raw = _torch_export(model, pre, cfg)
+    raw, frames, reference = source.trace(pre, cfg)
     grouped = grouped_conv_count(raw)
-    frames = verify.verification_frames(pre, cfg.verify_frames)
-    reference = verify.torch_logits(model, frames, pre)
     input_dtype = "uint8" if cfg.input == "uint8" else "float32"
     checks = [verify.compare("raw", reference, verify.ort_outputs(raw, frames, pre, input_dtype))]
 
@@ -230,7 +274,7 @@ def export_onnx(
         precision="fp32",
         data=trained_on,
         extra={
-            "checkpoint_sha256": _sha256(ckpt_path),
+            "checkpoint_sha256": source.sha256,
             "gradgroup_version": __version__,
             "opset": cfg.opset,
             "shuffle": cfg.shuffle_form,
@@ -307,7 +351,7 @@ def _optimize(
     if cfg.target == "tidl":
         names += [n for n in TIDL_REWRITES if n not in names]
     names += [n for n in cfg.rewrites if n not in names]
-    counts = apply_rewrites(model, names)
+    counts = apply_rewrites(model, names, stage="float")
     if grouped_conv_count(model) != grouped:  # rewrites must keep every grouped conv grouped
         raise RuntimeError(f"graph rewrites {names} changed the number of grouped convs")
     return model, counts

@@ -161,24 +161,25 @@ def export_models(cfg: PipelineConfig, out: Path, results: Results, progress: bo
     The deployment-size model is what a camera pipeline runs: raw uint8 frames in, class ids out
     (normalization and argmax inside the graph, ~16 ms a frame less host work at 1024x512).
     """
-    from gradgroup.export.onnx_export import ExportConfig, export_onnx
+    from gradgroup.export.onnx_export import ExportConfig, ExportSource, export_onnx
 
     models = out / "models"
     exports: dict[str, ExportedModel] = {}
     for arch, run in results.train.runs.items():
         ckpt = run.checkpoint
+        source = ExportSource(ckpt)  # loaded and traced once for the ORT and TIDL forms
         ort = export_onnx(
             ckpt, models / f"{arch}.onnx",
-            ExportConfig(size=cfg.size, calib_data=cfg.data, seed=cfg.seed),
+            ExportConfig(size=cfg.size, calib_data=cfg.data, seed=cfg.seed), source,
         )  # fmt: skip
         tidl = export_onnx(
             ckpt, models / "tidl" / f"{arch}.onnx",
-            ExportConfig(size=cfg.size, target="tidl", calib_data=None),
+            ExportConfig(size=cfg.size, target="tidl", calib_data=None), source,
         )  # fmt: skip
         big = export_onnx(
             ckpt, models / "deploy" / f"{arch}.onnx",
             ExportConfig(size=cfg.deploy_size, calib_data=cfg.data, calib_frames=8,
-                         input="uint8", output="argmax"),
+                         input="uint8", output="argmax"), source,
         )  # fmt: skip
         for res in (ort, tidl, big):
             tqdm.write(res.summary())

@@ -136,7 +136,7 @@ def test_export_calib_pipeline_keys_are_field_names(tmp_path, capsys, no_work):
     keys = {"max_drop": 0.01, "nodes_to_exclude": ["n1"], "evaluate": True, "calib_frames": 8}
     cfg = write(tmp_path / "c.json", keys)
     got = printed_config(capsys, ["calib", "m.onnx", "--config", cfg])
-    assert got["target"] == "ort" and got["max_drop"] == pytest.approx(0.01)
+    assert got["target"] == "cpu" and got["max_drop"] == pytest.approx(0.01)
     assert got["nodes_to_exclude"] == ["n1"] and got["calib_frames"] == 8
     cfg = write(tmp_path / "t.json", {"target": "tidl", "soc": "tda4vm", "calibration_frames": 5})
     got = printed_config(capsys, ["calib", "m.onnx", "--config", cfg])
@@ -145,6 +145,23 @@ def test_export_calib_pipeline_keys_are_field_names(tmp_path, capsys, no_work):
     got = printed_config(capsys, ["pipeline", "--config", cfg, "--seed", "4"])
     assert got["max_drop"] == pytest.approx(0.05) and got["deploy_size"] == [64, 128]
     assert got["seed"] == 4
+
+
+def test_one_target_vocabulary_for_export_calib_and_the_providers(capsys, no_work):
+    from gradgroup.deploy.session import PROVIDERS
+
+    for target in PROVIDERS:  # every provider bench and demo take is a --target too
+        got = printed_config(capsys, ["calib", "m.onnx", "--target", target])
+        assert got["target"] == target
+        got = printed_config(capsys, ["export", "c.pt", "--out", "m.onnx", "--target", target])
+        assert got["target"] == target
+    # "ort", the earlier name of the ONNX Runtime form, resolves to the provider's name.
+    assert printed_config(capsys, ["calib", "m.onnx", "--target", "ort"])["target"] == "cpu"
+    got = printed_config(capsys, ["export", "c.pt", "--out", "m.onnx", "--target", "ort"])
+    assert got["target"] == "cpu"
+    with pytest.raises(SystemExit) as exit_:
+        main(["calib", "m.onnx", "--target", "gpu", "--print-config"])
+    assert exit_.value.code == 2 and "invalid choice: 'gpu'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["train", "export", "calib", "bench", "pipeline"])

@@ -32,8 +32,10 @@ log = logging.getLogger(__name__)
 
 WEIGHT_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "QLinearConv", "QLinearMatMul",
               "ConvInteger", "MatMulInteger"}  # fmt: skip
-QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
-             "MatMulInteger", "QLinearAdd", "QLinearConcat"}  # fmt: skip
+# Ops that only exist in an already-quantized graph.
+QUANT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
+                       "ConvInteger", "MatMulInteger", "QLinearAdd", "QLinearConcat",
+                       "DynamicQuantizeLinear"})  # fmt: skip
 # Which inputs of a weight op are parameters (data inputs excluded).
 _PARAM_INPUTS = {
     "Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (1,),

@@ -5,14 +5,12 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from gradgroup.calib.graph import (
+from gradgroup.calib.graph import op_census, quantized_ops, scales
+from gradgroup.deploy.graph.rewrites.quant import (
     bn_to_depthwise_conv,
     fold_bn_into_conv_transpose,
-    op_census,
     pow2_ceil,
     power_of_two_scales,
-    quantized_ops,
-    scales,
 )
 
 

@@ -6,7 +6,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx_fixtures import run_ort
 
-from gradgroup.calib import ort_rewrites as R
+from gradgroup.deploy.graph.rewrites import ort as R
 
 RNG = np.random.default_rng(0)
 

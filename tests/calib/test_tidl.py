@@ -334,7 +334,7 @@ def test_bad_dollar_soc_only_matters_for_tidl(capsys, monkeypatch):
     with pytest.raises(SystemExit) as stop:
         main(["calib", "--help"])
     assert stop.value.code == 0 and "$SOC" in capsys.readouterr().out
-    assert main(["calib", "m.onnx", "--print-config", "--json"]) == 0  # --target ort
+    assert main(["calib", "m.onnx", "--print-config", "--json"]) == 0  # --target cpu
     capsys.readouterr()
     assert main(["calib", "m.onnx", "--target", "tidl", "--print-config"]) == 2
     assert "(from $SOC)" in capsys.readouterr().err

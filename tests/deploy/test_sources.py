@@ -8,7 +8,7 @@ import pytest
 
 from gradgroup.deploy.errors import InputError
 from gradgroup.deploy.scenes import SceneSequence
-from gradgroup.deploy.sources import open_source
+from gradgroup.deploy.sources import FrameSpec, open_source, parse_frame_spec
 
 
 def _frames(n, h=48, w=64):
@@ -143,3 +143,42 @@ def test_unopenable_stream_and_pipeline_are_input_errors():
     with pytest.raises(InputError):
         open_source("videotestsrc num-buffers=1 ! no_such_element ! appsink")
     assert time.perf_counter() - start < 20
+
+
+def test_one_frame_grammar_explicit_and_bare_forms_agree(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    cv2.imwrite(str(tmp_path / "imgs" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    clip = tmp_path / "clip.avi"
+    clip.write_bytes(b"not decoded by the parser")
+    cases = {
+        "synthetic": ("synthetic", None),
+        "0": ("camera", 0),
+        "camera:2": ("camera", 2),
+        f"images:{tmp_path / 'imgs'}": ("images", str(tmp_path / "imgs")),
+        str(tmp_path / "imgs"): ("images", str(tmp_path / "imgs")),
+        f"video:{clip}": ("video", str(clip)),
+        str(clip): ("video", str(clip)),
+        "rtsp://host/stream": ("stream", "rtsp://host/stream"),
+        "videotestsrc ! appsink": ("gstreamer", "videotestsrc ! appsink"),
+    }
+    for spec, (kind, value) in cases.items():
+        assert parse_frame_spec(spec) == FrameSpec(kind, value), spec
+    with open_source(f"images:{tmp_path / 'imgs'}") as src:
+        assert [f.name for f in src] == ["a.png"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("images:{tmp}/clip.avi", "is not a folder"),
+        ("video:{tmp}", "is not a file"),
+        ("images:{tmp}/none", "does not exist"),
+        ("camera:front", "camera index"),
+        ("nothing-here", "does not exist"),
+    ],
+)
+def test_frame_spec_errors_are_one_clear_line(tmp_path, spec, message):
+    (tmp_path / "clip.avi").write_bytes(b"x")
+    with pytest.raises(InputError, match=message) as err:
+        parse_frame_spec(spec.format(tmp=tmp_path))
+    assert "\n" not in str(err.value)

@@ -184,7 +184,7 @@ def test_metadata_report_and_calibset(dg4s_ckpt, dg4s_export):
     assert (
         meta.extra["opset"] == 17
         and meta.extra["shuffle"] == "gather"
-        and meta.extra["target"] == "ort"
+        and meta.extra["target"] == "cpu"
     )
     assert "gradgroup_version" in meta.extra
     report = json.loads(out.with_suffix(".export.json").read_text())

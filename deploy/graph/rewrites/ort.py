@@ -33,7 +33,7 @@ removes one kind, computing the same function:
 - ``dequantize_after_movement``: ``DQ -> DepthToSpace/Transpose/Reshape -> graph output`` moves
   the bytes while they are uint8 and dequantizes afterwards (per-tensor DQ commutes with them).
 
-Every function edits the model in place and returns the number of places it changed.
+Every rewrite edits the model in place and returns the number of places it changed.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from gradgroup.deploy.graph.core import Graph, attr, tensor_shape, toposort
+from ..core import Graph, attr, tensor_shape, toposort
+from ._registry import register
 
 MOVEMENT_OPS = ("DepthToSpace", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
 DENSE_POINTWISE_MAX_GROUPS = 4  # measured break-even near 6 (bench/NOTES.md)
@@ -58,6 +59,7 @@ def _same_qparams(g: Graph, a: onnx.NodeProto, b: onnx.NodeProto) -> bool:
     return za is not None and zb is not None and za.dtype == zb.dtype and za == zb
 
 
+@register("dense_pointwise", target="cpu")
 def dense_pointwise(model: onnx.ModelProto, max_groups: int = DENSE_POINTWISE_MAX_GROUPS) -> int:
     """Grouped 1x1 Conv (2..max_groups groups) -> dense 1x1 Conv with a block-diagonal weight."""
     g = Graph(model)
@@ -85,6 +87,7 @@ def dense_pointwise(model: onnx.ModelProto, max_groups: int = DENSE_POINTWISE_MA
     return changed
 
 
+@register("absorb_channel_gather", target="cpu")
 def absorb_channel_gather(model: onnx.ModelProto) -> int:
     """Conv(group=1) [-> Relu] -> Gather(axis=1, constant indices) -> Conv with permuted rows."""
     g = Graph(model)
@@ -146,6 +149,7 @@ def input_prologue(model: onnx.ModelProto) -> list[str]:
     return names
 
 
+@register("float_maxpool_on_input", stage="qdq", target="cpu")
 def float_maxpool_on_input(model: onnx.ModelProto) -> int:
     """``t -> Q -> DQ -> MaxPool -> Q`` (equal qparams) -> ``t -> MaxPool -> Q`` for a float t.
 
@@ -228,6 +232,7 @@ def _subpixel_weight(weight: np.ndarray, s: int, pads: list[int], out_pad: list[
     return conv.reshape(s * s * cout, cin, *conv.shape[4:]), [-lo_h, -lo_w, hi_h, hi_w]
 
 
+@register("convtranspose_to_subpixel", target="cpu")
 def convtranspose_to_subpixel(model: onnx.ModelProto) -> int:
     """Dense stride-s ConvTranspose [-> Relu] -> Conv to s*s*C [-> Relu] -> DepthToSpace (DCR)."""
     g = Graph(model)
@@ -289,6 +294,7 @@ def convtranspose_to_subpixel(model: onnx.ModelProto) -> int:
     return changed
 
 
+@register("argmax_before_depth_to_space", target="cpu")
 def argmax_before_depth_to_space(model: onnx.ModelProto) -> int:
     """``DepthToSpace(DCR) -> ArgMax(channels) [-> Cast]`` -> ArgMax per phase, then rearrange.
 
@@ -354,6 +360,7 @@ def argmax_before_depth_to_space(model: onnx.ModelProto) -> int:
     return changed
 
 
+@register("depth_to_space_as_transposes", target="cpu")
 def depth_to_space_as_transposes(model: onnx.ModelProto) -> int:
     """DepthToSpace (DCR) -> Transpose, Reshape, one-axis Transpose, Reshape, Transpose."""
     inferred = onnx.shape_inference.infer_shapes(model)
@@ -387,6 +394,7 @@ def depth_to_space_as_transposes(model: onnx.ModelProto) -> int:
     return changed
 
 
+@register("dequantize_after_movement", stage="qdq", target="cpu")
 def dequantize_after_movement(model: onnx.ModelProto) -> int:
     """``DQ -> DepthToSpace/Transpose/Reshape -> graph output`` -> movement on uint8, then DQ."""
     g = Graph(model)
@@ -408,11 +416,13 @@ def dequantize_after_movement(model: onnx.ModelProto) -> int:
     return changed
 
 
-QDQ_REWRITES = (float_maxpool_on_input, dequantize_after_movement)
-FLOAT_REWRITES = (
-    convtranspose_to_subpixel,
-    dense_pointwise,
-    absorb_channel_gather,
-    argmax_before_depth_to_space,
-    depth_to_space_as_transposes,
+# Applied in this order by ``gradgroup calib`` (its ORT rewrites): on the float graph before
+# quantizing, and on the QDQ graph after.
+ORT_FLOAT_REWRITES = (
+    "convtranspose_to_subpixel",
+    "dense_pointwise",
+    "absorb_channel_gather",
+    "argmax_before_depth_to_space",
+    "depth_to_space_as_transposes",
 )
+ORT_QDQ_REWRITES = ("float_maxpool_on_input", "dequantize_after_movement")

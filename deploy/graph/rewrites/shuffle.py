@@ -1,79 +1,16 @@
-"""Graph rewrites: a registry of small, exact ONNX transformations.
-
-Each rewrite is one function ``rewrite(model) -> int`` that edits an ``onnx.ModelProto`` in place
-and returns how many nodes it changed. It must compute *exactly* the same function (up to float
-rounding) — every rewrite has a before/after ONNX Runtime equality test. Add one by decorating it
-with :func:`register`; pipelines are tuples of names (``TIDL_REWRITES``, ``SHUFFLE_REWRITES``) so
-the exporter, the benchmark work of issue 9 and the tests all draw from the same table.
-
-This module holds the runtime-neutral rewrites (channel-shuffle forms, no-op removal);
-``rewrites_tidl`` holds the ones that make a graph legal for TIDL.
-"""
+"""Runtime-neutral rewrites: the two forms of a channel shuffle, and no-op removal."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import numpy as np
 import onnx
 
-from gradgroup.deploy.errors import InputError
-from gradgroup.deploy.graph.core import Graph, attr, tensor_shape
+from ..core import Graph, attr, tensor_shape
+from ._registry import register
 
 log = logging.getLogger(__name__)
-
-RewriteFn = Callable[[onnx.ModelProto], int]
-
-
-@dataclass(frozen=True)
-class Rewrite:
-    """A registered rewrite: its name, function and one-line description."""
-
-    name: str
-    fn: RewriteFn
-    doc: str
-
-
-REWRITES: dict[str, Rewrite] = {}
-
-
-def register(name: str) -> Callable[[RewriteFn], RewriteFn]:
-    """Decorator adding ``fn`` to :data:`REWRITES` under ``name``."""
-
-    def wrap(fn: RewriteFn) -> RewriteFn:
-        if name in REWRITES:
-            raise ValueError(f"rewrite {name!r} registered twice")
-        doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        REWRITES[name] = Rewrite(name, fn, doc)
-        return fn
-
-    return wrap
-
-
-def apply_rewrites(model: onnx.ModelProto, names: Iterable[str]) -> dict[str, int]:
-    """Run the named rewrites in order; returns ``{name: nodes changed}``."""
-    _load_all()
-    counts = {}
-    for name in names:
-        if name not in REWRITES:
-            raise InputError(f"unknown rewrite {name!r}; known: {', '.join(sorted(REWRITES))}")
-        counts[name] = REWRITES[name].fn(model)
-        log.debug("rewrite %s changed %d nodes", name, counts[name])
-    return counts
-
-
-def rewrite_names() -> tuple[str, ...]:
-    """Names of every registered rewrite, sorted."""
-    _load_all()
-    return tuple(sorted(REWRITES))
-
-
-def _load_all() -> None:
-    """Import the modules that register rewrites (kept lazy to avoid an import cycle)."""
-    from . import rewrites_tidl  # noqa: F401
-
 
 # --- channel shuffle ---------------------------------------------------------------------------
 

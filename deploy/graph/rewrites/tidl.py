@@ -7,7 +7,7 @@
   not a TIDL deconvolution; a 4 x 4 stride-2 one whose kernel has a zero last row and column
   produces the same full-resolution output, cropped with end pads ``pe - output_padding + 1``.
 
-Both are proved exact by tests/export/test_rewrites.py with ONNX Runtime on random inputs.
+Both are proved exact by tests/deploy/test_rewrites.py with ONNX Runtime on random inputs.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from gradgroup.deploy.graph.core import Graph, attr, set_attr
-
-from .rewrites import register
+from ..core import Graph, attr, set_attr
+from ._registry import register
 
 TIDL_DEPTHWISE_KERNELS = (3, 5, 7)
 
@@ -27,7 +26,7 @@ def _explicit_pads(node: onnx.NodeProto) -> bool:
     return attr(node, "auto_pad", "NOTSET") == "NOTSET"
 
 
-@register("depthwise_to_square")
+@register("depthwise_to_square", target="tidl")
 def depthwise_to_square(model: onnx.ModelProto) -> int:
     """Factorized k x 1 / 1 x k depthwise Conv -> zero-padded k x k depthwise Conv."""
     g, changed = Graph(model), 0
@@ -63,7 +62,7 @@ def depthwise_to_square(model: onnx.ModelProto) -> int:
     return changed
 
 
-@register("convtranspose_to_even")
+@register("convtranspose_to_even", target="tidl")
 def convtranspose_to_even(model: onnx.ModelProto) -> int:
     """3 x 3 stride-2 ConvTranspose -> 4 x 4 stride-2 one with a zero last row and column."""
     g, changed = Graph(model), 0

@@ -8,7 +8,16 @@ from onnx_fixtures import run_ort
 
 from gradgroup.deploy.errors import InputError
 from gradgroup.deploy.graph.core import attr
-from gradgroup.export.rewrites import REWRITES, apply_rewrites, shuffle_permutation
+from gradgroup.deploy.graph.rewrites import (
+    ORT_FLOAT_REWRITES,
+    ORT_QDQ_REWRITES,
+    REWRITES,
+    SHUFFLE_REWRITES,
+    TIDL_REWRITES,
+    apply_rewrites,
+    rewrite_names,
+)
+from gradgroup.deploy.graph.rewrites.shuffle import shuffle_permutation
 
 RNG = np.random.default_rng(0)
 
@@ -170,14 +179,30 @@ def test_remove_noops_is_exact():
 
 
 def test_registry_lists_every_rewrite_and_rejects_unknown_names():
-    apply_rewrites(_shuffle_model(), [])  # loads the TIDL module
     assert {
-        "shuffle_to_gather",
-        "gather_to_shuffle",
-        "remove_noops",
-        "depthwise_to_square",
-        "convtranspose_to_even",
-    } <= set(REWRITES)
+        "shuffle_to_gather", "gather_to_shuffle", "remove_noops", "depthwise_to_square",
+        "convtranspose_to_even", "dense_pointwise", "convtranspose_to_subpixel",
+        "fold_bn_into_conv_transpose", "bn_to_depthwise_conv", "power_of_two_scales",
+        "float_maxpool_on_input", "dequantize_after_movement",
+    } <= set(REWRITES)  # fmt: skip
     assert all(r.doc for r in REWRITES.values())
     with pytest.raises(InputError, match="unknown rewrite"):
         apply_rewrites(_shuffle_model(), ["no_such_rewrite"])
+
+
+def test_pipelines_name_rewrites_of_their_stage_and_target():
+    pipelines = {
+        ("float", "tidl"): TIDL_REWRITES,
+        ("float", "cpu"): ORT_FLOAT_REWRITES,
+        ("qdq", "cpu"): ORT_QDQ_REWRITES,
+        ("float", "any"): tuple(n for names in SHUFFLE_REWRITES.values() for n in names),
+    }
+    for (stage, target), names in pipelines.items():
+        for name in names:
+            assert REWRITES[name].stage == stage, name
+            assert REWRITES[name].target in ("any", target), name
+    assert "dequantize_after_movement" in rewrite_names(stage="qdq", target="cpu")
+    assert "dequantize_after_movement" not in rewrite_names(stage="float")
+    # A QDQ rewrite on a float graph is refused by name, before it runs.
+    with pytest.raises(InputError, match="runs on the qdq graph"):
+        apply_rewrites(_shuffle_model(), ["dequantize_after_movement"], stage="float")
