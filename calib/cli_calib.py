@@ -57,7 +57,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--target",
         choices=(*PROVIDERS, *TARGET_ALIASES),
         default="cpu",
-        help="the runtime the model is for, as bench/demo --provider names it: cpu and openvino "
+        help="the runtime the model is for, as bench and demo --provider name it: cpu and openvino "
         "get an int8 QDQ model for ONNX Runtime; tidl: TIDL artifacts (ort: the same as cpu)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")

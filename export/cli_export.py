@@ -69,7 +69,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--target",
         choices=(*PROVIDERS, *TARGET_ALIASES),
         default=d.target,
-        help="the runtime the model is for, as bench/demo --provider names it: cpu and openvino "
+        help="the runtime the model is for, as bench and demo --provider name it: cpu and openvino "
         "get the ONNX Runtime form; tidl: rewrite into TIDL-legal forms and fail on any finding "
         "(ort: the same as cpu)",
     )
