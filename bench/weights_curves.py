@@ -1,12 +1,15 @@
-"""Learning curves of the shipped weights: validation mIoU against iterations, across sessions.
+"""Learning curves of runs continued from shipped weights: validation mIoU against iterations.
 
 Each shipped file was trained in several continued runs (``--init`` from the previous file); the
-manifest holds the iterations and mIoU the previous file was shipped with. Pass the new run
-folders: each curve starts at its ``--init`` file's manifest point and continues with the run's
-``metrics.jsonl`` epochs, offset by those iterations.
+manifest holds the iterations and mIoU each file was shipped with. Pass run folders: each curve
+starts at its ``--init`` file's manifest point (offset by that file's iterations) and continues
+with the run's ``metrics.jsonl`` epochs; a gradual run's conversion epoch is plotted at its
+converted (grouped) score. Labels default to the run's architecture and schedule.
 
-    python bench/weights_curves.py runs/weights/d-light2 runs/weights/erfnet2 \\
+    python bench/weights_curves.py runs/weights/d-light2 runs/weights/erfnet2 \
         --out bench/weights_curves.png
+    python bench/weights_curves.py runs/dg4-long runs/atonce-long --labels gradual "at once" \
+        --title "dg4-light from weights/d-light.pt" --out bench/grouping_long.png
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from pathlib import Path
 
 
 def curve(run: Path, manifest: dict) -> tuple[str, list[int], list[float]]:
-    """(arch, iterations, mIoU %) of a run continued from a shipped file."""
+    """(label, iterations, mIoU %) of a run, from its --init file's manifest point on."""
     config = json.loads((run / "config.json").read_text())
-    arch = config["arch"]
-    start = next((f for f in manifest["files"] if f["arch"] == arch), None)
+    init = Path(config.get("init") or "").name
+    start = next((f for f in manifest["files"] if init and f["name"] == init), None)
     offset = start["iterations"] if start else 0
     its = [offset] if start else []
     miou = [100 * start["miou"]] if start else []
@@ -29,8 +32,9 @@ def curve(run: Path, manifest: dict) -> tuple[str, list[int], list[float]]:
         row = json.loads(line)
         if row.get("miou") is not None:
             its.append(offset + row["iteration"])
-            miou.append(100 * row["miou"])
-    return arch, its, miou
+            miou.append(100 * row.get("converted_miou", row["miou"]))
+    label = config["arch"] + ("" if config["schedule"] == "dense" else f" {config['schedule']}")
+    return label, its, miou
 
 
 def main() -> int:
@@ -38,7 +42,11 @@ def main() -> int:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--manifest", type=Path, default=Path("weights/manifest.json"))
     parser.add_argument("--out", type=Path, default=Path("bench/weights_curves.png"))
+    parser.add_argument("--labels", nargs="+", help="one label per run (default: arch, schedule)")
+    parser.add_argument("--title", default="Shipped weights: validation mIoU while training")
     args = parser.parse_args()
+    if args.labels and len(args.labels) != len(args.runs):
+        parser.error(f"--labels: {len(args.labels)} labels for {len(args.runs)} runs")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,13 +54,14 @@ def main() -> int:
 
     manifest = json.loads(args.manifest.read_text())
     fig, ax = plt.subplots(figsize=(7, 4))
-    for run in args.runs:
-        arch, its, miou = curve(run, manifest)
-        ax.plot(its, miou, marker="o", ms=3, label=arch)
-        print(f"{arch}: " + ", ".join(f"{i}:{m:.1f}" for i, m in zip(its, miou, strict=True)))
+    for i, run in enumerate(args.runs):
+        label, its, miou = curve(run, manifest)
+        label = args.labels[i] if args.labels else label
+        ax.plot(its, miou, marker="o", ms=3, label=label)
+        print(f"{label}: " + ", ".join(f"{i}:{m:.1f}" for i, m in zip(its, miou, strict=True)))
     ax.set_xlabel("training iterations (batch 8, 128x256)")
     ax.set_ylabel("validation mIoU % (200 held-out scenes)")
-    ax.set_title("Shipped dense starts: validation mIoU while training")
+    ax.set_title(args.title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
