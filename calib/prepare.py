@@ -104,8 +104,12 @@ def prepare(model, workdir: Path, ort_rewrites: bool = False) -> Path:
 
     from gradgroup.deploy.graph.core import drop_unused_initializers
     from gradgroup.deploy.graph.rewrites import ORT_FLOAT_REWRITES, apply_rewrites
+    from gradgroup.deploy.graph.rewrites.quant import (
+        bn_to_depthwise_conv,
+        fold_bn_into_conv_transpose,
+    )
 
-    folded = apply_rewrites(model, ["fold_bn_into_conv_transpose"])["fold_bn_into_conv_transpose"]
+    folded = fold_bn_into_conv_transpose(model)
     if folded:
         log.info("folded %d BatchNormalization node(s) into ConvTranspose", folded)
     if ort_rewrites:
@@ -126,7 +130,7 @@ def prepare(model, workdir: Path, ort_rewrites: bool = False) -> Path:
         first = first_line(exc)
         raise RunError(f"quantization pre-processing failed: {first}") from None
     prepped = onnx.load(str(out))
-    converted = apply_rewrites(prepped, ["bn_to_depthwise_conv"])["bn_to_depthwise_conv"]
+    converted = bn_to_depthwise_conv(prepped)
     if converted:
         log.info(
             "turned %d unfoldable BatchNormalization node(s) into 1x1 depthwise Conv", converted

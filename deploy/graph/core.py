@@ -225,17 +225,6 @@ def static_shapes(model: onnx.ModelProto) -> dict[str, list[int] | None]:
     return shapes
 
 
-def tensor_shape(model: onnx.ModelProto, name: str) -> list[int] | None:
-    """Static shape of a graph input/output/value_info tensor, or None when unknown."""
-    for info in itertools.chain(model.graph.input, model.graph.output, model.graph.value_info):
-        if info.name == name and info.type.HasField("tensor_type"):
-            dims = info.type.tensor_type.shape.dim
-            if all(d.HasField("dim_value") for d in dims):
-                return [d.dim_value for d in dims]
-            return None
-    return None
-
-
 def grouped_conv_count(model: onnx.ModelProto) -> int:
     """Number of ``Conv`` nodes with ``group > 1`` (grouped and depthwise)."""
     return sum(1 for n in model.graph.node if n.op_type == "Conv" and attr(n, "group", 1) > 1)

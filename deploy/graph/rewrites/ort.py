@@ -42,7 +42,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..core import Graph, attr, tensor_shape, toposort
+from ..core import Graph, attr, static_shapes, toposort
 from ._registry import register
 
 MOVEMENT_OPS = ("DepthToSpace", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
@@ -306,11 +306,11 @@ def argmax_before_depth_to_space(model: onnx.ModelProto) -> int:
     per-tensor dequantization, so ORT drops the DQ). A Cast after the ArgMax moves up with it.
     """
     g = Graph(model)
-    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = static_shapes(onnx.shape_inference.infer_shapes(model))
     make, dead, new, changed = onnx.helper.make_node, set(), [], 0
     for d2s in [n for n in model.graph.node if n.op_type == "DepthToSpace"]:
         users = g.consumers.get(d2s.output[0], [])
-        shape = tensor_shape(inferred, d2s.input[0])
+        shape = shapes.get(d2s.input[0])
         if (
             len(users) != 1
             or users[0].op_type != "ArgMax"
@@ -363,11 +363,11 @@ def argmax_before_depth_to_space(model: onnx.ModelProto) -> int:
 @register("depth_to_space_as_transposes", target="cpu")
 def depth_to_space_as_transposes(model: onnx.ModelProto) -> int:
     """DepthToSpace (DCR) -> Transpose, Reshape, one-axis Transpose, Reshape, Transpose."""
-    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = static_shapes(onnx.shape_inference.infer_shapes(model))
     make, nodes, changed = onnx.helper.make_node, [], 0
     for node in model.graph.node:
         mode = attr(node, "mode", "DCR")
-        shape = tensor_shape(inferred, node.input[0]) if node.op_type == "DepthToSpace" else None
+        shape = shapes.get(node.input[0]) if node.op_type == "DepthToSpace" else None
         if shape is None or len(shape) != 4 or not all(shape) or mode != "DCR":
             nodes.append(node)
             continue

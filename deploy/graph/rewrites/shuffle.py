@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import onnx
 
-from ..core import Graph, attr, tensor_shape
+from ..core import Graph, attr, static_shapes
 from ._registry import register
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,11 @@ def shuffle_to_gather(model: onnx.ModelProto) -> int:
 @register("gather_to_shuffle")
 def gather_to_shuffle(model: onnx.ModelProto) -> int:
     """Channel Gather that is a ShuffleNet shuffle -> Reshape/Transpose/Reshape (TIDL's form)."""
-    shapes = onnx.shape_inference.infer_shapes(model)
+    shapes = static_shapes(onnx.shape_inference.infer_shapes(model))
     g, changed = Graph(model), 0
     for node in g.nodes("Gather"):
         indices = g.const(node.input[1])
-        shape = tensor_shape(shapes, node.input[0])
+        shape = shapes.get(node.input[0])
         if indices is None or indices.ndim != 1 or shape is None or len(shape) != 4:
             continue
         if attr(node, "axis", 0) not in (1, -3) or len(indices) != shape[1] or len(indices) < 2:
