@@ -154,20 +154,30 @@ class ExportResult:
         )
 
 
+@dataclass(frozen=True)
+class Trace:
+    """One traced geometry: the raw ONNX graph, its verification frames, PyTorch's reference
+    logits on them and the raw graph's check against that reference."""
+
+    raw: onnx.ModelProto
+    frames: Any
+    reference: Any
+    check: verify.Check
+
+
 class ExportSource:
     """One checkpoint loaded for export, shared by several exports of it.
 
     The pipeline writes three files per checkpoint (ORT form, TIDL form, deployment size). They
-    share the loaded checkpoint, its grouped model, and per input geometry the traced graph, the
-    verification frames and PyTorch's reference logits, which are computed once.
+    share the loaded checkpoint, its grouped model, and per input geometry the :class:`Trace`,
+    which is computed once.
     """
 
     def __init__(self, ckpt_path: str | Path) -> None:
-        self.path = Path(ckpt_path)
         self.ckpt = load_checkpoint(ckpt_path)
         self.sha256 = _sha256(ckpt_path)
         self._models: dict[bool, tuple[torch.nn.Module, float]] = {}
-        self._traces: dict[tuple, tuple[onnx.ModelProto, Any, Any]] = {}
+        self._traces: dict[tuple, Trace] = {}
 
     def model(self, dense: bool) -> tuple[torch.nn.Module, float]:
         """The deploy-form model (gradual layers converted) and its final alpha."""
@@ -176,31 +186,34 @@ class ExportSource:
             self._models[dense] = to_deploy_form(model, dense)
         return self._models[dense]
 
-    def trace(self, pre, cfg: ExportConfig) -> tuple[onnx.ModelProto, Any, Any]:
-        """(raw ONNX graph, verification frames, reference logits) for this geometry."""
+    def trace(self, pre, cfg: ExportConfig) -> Trace:
+        """The traced graph of this geometry, verified against PyTorch."""
         key = (cfg.dense, pre, cfg.input, cfg.opset, cfg.verify_frames)
         if key not in self._traces:
             model = self.model(cfg.dense)[0]
             frames = verify.verification_frames(pre, cfg.verify_frames)
             reference = verify.torch_logits(model, frames, pre)
-            self._traces[key] = (_torch_export(model, pre, cfg), frames, reference)
+            raw = _torch_export(model, pre, cfg)
+            outputs = verify.ort_outputs(raw, frames, pre, _input_dtype(cfg))
+            check = verify.compare("raw", reference, outputs)
+            self._traces[key] = Trace(raw, frames, reference, check)
         return self._traces[key]
 
 
+def _input_dtype(cfg: ExportConfig) -> str:
+    return "uint8" if cfg.input == "uint8" else "float32"
+
+
 def export_onnx(
-    ckpt_path: str | Path,
-    out: str | Path,
-    cfg: ExportConfig = ExportConfig(),
-    source: ExportSource | None = None,
+    ckpt: str | Path | ExportSource, out: str | Path, cfg: ExportConfig = ExportConfig()
 ) -> ExportResult:
     """Export a checkpoint to a verified ONNX model (and its calibration set).
 
     Args:
-        ckpt_path: a gradgroup checkpoint (``train/checkpoint.py`` format).
+        ckpt: a gradgroup checkpoint (``train/checkpoint.py`` format), or one already loaded as
+            an :class:`ExportSource` to share its work between several exports of it.
         out: the ONNX file to write; ``<stem>.export.json`` and ``<stem>.calib.npz`` go beside it.
         cfg: export options.
-        source: ``ckpt_path`` already loaded (:class:`ExportSource`), to share its work between
-            several exports of one checkpoint.
 
     Returns:
         The export result (also written as ``<stem>.export.json``).
@@ -215,7 +228,7 @@ def export_onnx(
         raise InputError(f"output {out} must end in .onnx")
     for path in (out, out.with_suffix(".export.json"), out.with_suffix(".calib.npz")):
         check_writable(path, "--out")  # before the export's minutes, not after
-    source = source or ExportSource(ckpt_path)
+    source = ckpt if isinstance(ckpt, ExportSource) else ExportSource(ckpt)
     ckpt = source.ckpt
     arch = ckpt["model_args"]["arch"]
     pre = checkpoint_preprocess(ckpt)
@@ -234,10 +247,11 @@ def export_onnx(
         calib_spec = resolve_data(cfg.calib_data, trained_on, "--calib-data")
         calib = collect_calib_frames(calib_spec, cfg.calib_frames, pre, cfg.seed)
 
-    raw, frames, reference = source.trace(pre, cfg)
+    trace = source.trace(pre, cfg)
+    raw, frames, reference = trace.raw, trace.frames, trace.reference
     grouped = grouped_conv_count(raw)
-    input_dtype = "uint8" if cfg.input == "uint8" else "float32"
-    checks = [verify.compare("raw", reference, verify.ort_outputs(raw, frames, pre, input_dtype))]
+    input_dtype = _input_dtype(cfg)
+    checks = [trace.check]
 
     final, rewrites = _optimize(raw, cfg, grouped)
     stage = (

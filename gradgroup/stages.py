@@ -166,20 +166,19 @@ def export_models(cfg: PipelineConfig, out: Path, results: Results, progress: bo
     models = out / "models"
     exports: dict[str, ExportedModel] = {}
     for arch, run in results.train.runs.items():
-        ckpt = run.checkpoint
-        source = ExportSource(ckpt)  # loaded and traced once for the ORT and TIDL forms
+        source = ExportSource(run.checkpoint)  # loaded once; traced once for the ORT and TIDL forms
         ort = export_onnx(
-            ckpt, models / f"{arch}.onnx",
-            ExportConfig(size=cfg.size, calib_data=cfg.data, seed=cfg.seed), source,
+            source, models / f"{arch}.onnx",
+            ExportConfig(size=cfg.size, calib_data=cfg.data, seed=cfg.seed),
         )  # fmt: skip
         tidl = export_onnx(
-            ckpt, models / "tidl" / f"{arch}.onnx",
-            ExportConfig(size=cfg.size, target="tidl", calib_data=None), source,
+            source, models / "tidl" / f"{arch}.onnx",
+            ExportConfig(size=cfg.size, target="tidl", calib_data=None),
         )  # fmt: skip
         big = export_onnx(
-            ckpt, models / "deploy" / f"{arch}.onnx",
+            source, models / "deploy" / f"{arch}.onnx",
             ExportConfig(size=cfg.deploy_size, calib_data=cfg.data, calib_frames=8,
-                         input="uint8", output="argmax"), source,
+                         input="uint8", output="argmax"),
         )  # fmt: skip
         for res in (ort, tidl, big):
             tqdm.write(res.summary())
