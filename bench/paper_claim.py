@@ -68,7 +68,6 @@ class Run:
     alpha: list[float] = field(default_factory=list)
     final: float = 0.0
     best: float = 0.0
-    status: str = ""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -194,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     variants = [v for v in VARIANTS if v.key in args.variants]
     plan = [(v, s) for s in args.seeds for v in variants]  # seed-major: a partial run is balanced
-    if args.with_erfnet:
-        plan.append((VARIANTS[-1], args.seeds[0]))
+    erfnet = next(v for v in VARIANTS if v.key == "erfnet")
+    if args.with_erfnet and erfnet not in variants:
+        plan.append((erfnet, args.seeds[0]))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = []
