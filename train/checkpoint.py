@@ -26,7 +26,14 @@ from gradgroup.deploy.errors import InputError, first_line
 from gradgroup.deploy.fileio import atomic_path
 from gradgroup.deploy.preprocess import Preprocess
 
-from .grouping import Form, convert_to_grouped, get_alpha, gradual_layers, set_alpha
+from .grouping import (
+    Form,
+    convert_to_grouped,
+    get_alpha,
+    gradual_layers,
+    grouped_early,
+    set_alpha,
+)
 from .models import create_model
 
 
@@ -88,6 +95,7 @@ def model_state(
             "num_classes": raw.num_classes,
             "form": Form(form).value,
             "converted": converted,
+            "grouped": grouped_early(raw),
         },
         "classes": classes.to_dict(),
         "preprocess": asdict(preprocess or Preprocess()),
@@ -107,6 +115,8 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     if args.get("converted"):
         set_alpha(model, 0.0)
         convert_to_grouped(model)
+    elif args.get("grouped"):
+        _group_now(model, args["grouped"])
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError:
@@ -146,9 +156,15 @@ class InitReport:
     mismatched: tuple[str, ...]  # in both, different shapes: kept as initialised
     missing: tuple[str, ...]  # in the model only: kept as initialised
     unused: tuple[str, ...]  # in the checkpoint only
+    grouped: tuple[str, ...] = ()  # gradual layers the checkpoint holds grouped: grouped now
 
     def summary(self) -> str:
         parts = [f"--init {self.source}: {self.loaded} tensors loaded"]
+        if self.grouped:
+            parts.append(
+                f"{len(self.grouped)} layers already grouped in the checkpoint, trained grouped "
+                f"from the start: {_names(self.grouped, 3)}"
+            )
         for label, names in (("kept as initialised (shape differs)", self.mismatched),
                              ("kept as initialised (not in the checkpoint)", self.missing),
                              ("unused from the checkpoint", self.unused)):  # fmt: skip
@@ -183,6 +199,8 @@ def init_from(model: nn.Module, path: str | Path) -> InitReport:
             f"--init {path}: its gradual layers are at alpha={float(ckpt['alpha']):.3g}, neither "
             "dense nor grouped; start from a dense checkpoint or a finished run's best.pt"
         )
+    grouped = _grouped_in(model, source)
+    _group_now(model, grouped)
     target = {k: v for k, v in model.state_dict().items() if not k.endswith(".alpha")}
     fits, mismatched, missing, unused = _compare(target, source)
     if not fits:
@@ -197,7 +215,29 @@ def init_from(model: nn.Module, path: str | Path) -> InitReport:
         mismatched=tuple(mismatched),
         missing=tuple(missing),
         unused=tuple(unused),
+        grouped=tuple(grouped),
     )
+
+
+def _grouped_in(model: nn.Module, source: dict[str, Any]) -> list[str]:
+    """Gradual layers of ``model`` whose weight ``source`` holds in grouped shape (a start that
+    was grouped already, e.g. d-light's depthwise convs for dg4-light)."""
+    names = []
+    for name, layer in gradual_layers(model):
+        weight = source.get(f"{name}.weight")
+        o, i, *k = layer.weight.shape
+        if weight is not None and tuple(weight.shape) == (o, i // layer.groups, *k):
+            names.append(name)
+    return names
+
+
+def _group_now(model: nn.Module, names: list[str]) -> None:
+    """Make the named gradual layers true grouped convs (alpha 0) before the rest decays."""
+    wanted = set(names)
+    for name, layer in gradual_layers(model):
+        if name in wanted:
+            layer.alpha.fill_(0.0)
+    convert_to_grouped(model, names=wanted)
 
 
 def checkpoint_classes(ckpt: dict[str, Any]) -> ClassTable:

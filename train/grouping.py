@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
 from enum import StrEnum
 
 import torch
@@ -219,9 +220,13 @@ def _split(layer: GradualGroupConv2d) -> tuple[torch.Tensor, torch.Tensor]:
     return layer.weight * mask, layer.weight * (1.0 - mask)
 
 
-def convert_to_grouped(model: nn.Module, force: bool = False) -> int:
-    """Replace every gradual layer by its true grouped conv in place; returns how many changed."""
-    layers = gradual_layers(model)
+def convert_to_grouped(
+    model: nn.Module, force: bool = False, names: Iterable[str] | None = None
+) -> int:
+    """Replace every gradual layer (or only those in ``names``) by its true grouped conv in
+    place; returns how many changed."""
+    wanted = None if names is None else set(names)
+    layers = [(n, m) for n, m in gradual_layers(model) if wanted is None or n in wanted]
     for name, layer in layers:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
@@ -229,3 +234,12 @@ def convert_to_grouped(model: nn.Module, force: bool = False) -> int:
     if layers:
         log.debug("converted %d gradual layers to grouped convs", len(layers))
     return len(layers)
+
+
+def grouped_early(model: nn.Module) -> list[str]:
+    """Names of the layers of a gradual-form model that are already true grouped convs while
+    others still decay (a start whose layers were grouped already, see ``init_from``); empty
+    for a model that is all gradual or all converted."""
+    if getattr(model, "form", None) is not Form.GRADUAL or not gradual_layers(model):
+        return []
+    return [n for n, m in model.named_modules() if type(m) is nn.Conv2d and m.groups > 1]

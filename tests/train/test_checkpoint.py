@@ -98,6 +98,31 @@ def test_dense_checkpoint_initialises_the_gradual_model_exactly(tmp_path):
     assert "tensors loaded" in report.summary()
 
 
+def test_depthwise_start_groups_its_layers_and_decays_only_the_rest(tmp_path):
+    """A converted d-light (depthwise convs, dense pointwise) is dg4-light's start in the D form:
+    its depthwise layers become grouped convs at once, only the pointwise ones stay gradual, the
+    function is the same, and a checkpoint of the mixed model rebuilds it exactly."""
+    torch.manual_seed(1)
+    source = create_model("d-light", form="gradual")
+    set_alpha(source, 0.0)
+    convert_to_grouped(source)
+    path = save_checkpoint(tmp_path / "d-light.pt", model_state(source, "d-light"))
+    model = create_model("dg4-light", form="gradual")
+    report = init_from(model, path)
+    assert not (report.mismatched or report.missing or report.unused)
+    assert len(report.grouped) == 68 and all(".conv" in n for n in report.grouped)
+    assert "68 layers already grouped in the checkpoint" in report.summary()
+    remaining = [n for n, m in model.named_modules() if isinstance(m, GradualGroupConv2d)]
+    assert len(remaining) == 26 and all(".pw" in n for n in remaining)
+    assert outputs_equal(source, model)
+    set_alpha(model, 0.5)
+    state = model_state(model, "dg4-light")
+    assert state["model_args"]["grouped"] == list(report.grouped)
+    rebuilt = model_from_checkpoint(state)
+    assert [type(m) for m in rebuilt.modules()] == [type(m) for m in model.modules()]
+    assert outputs_equal(model, rebuilt)
+
+
 def test_init_names_what_does_not_fit(tmp_path):
     path, _ = _saved(tmp_path, "erfnet", num_classes=5)
     model = create_model("erfnet", 19, form="gradual")
