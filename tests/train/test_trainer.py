@@ -113,6 +113,35 @@ def test_interrupted_and_resumed_run_is_bit_identical(
     assert strip_timing(map(json.loads, rows)) == strip_timing(map(json.loads, ref_rows))
 
 
+def test_a_depthwise_start_decays_only_the_pointwise_convs_and_resumes_exactly(
+    tmp_path, monkeypatch
+):
+    """dg4-light from a converted d-light: its depthwise convs are grouped from the first step,
+    the pointwise ones decay; an interrupted run of that mixed model resumes bit-exactly."""
+    source = run(tiny(tmp_path / "d", arch="d-light", epochs=1, finetune_epochs=0))
+    start = str(source.best)
+    ref = run(tiny(tmp_path / "ref", init=start))
+    metrics = (tmp_path / "ref" / "metrics.jsonl").read_text()
+    rows = [json.loads(line) for line in metrics.splitlines()]
+    assert ref.converted and list(rows[0]["cross_ratio"]) == [
+        n for n, _ in gradual_layers(create_model("dg4-light", 19, "gradual")) if ".pw" in n
+    ]
+    original = SegDataset.__getitem__
+
+    def getitem(self, item):
+        if isinstance(item, tuple) and item[1] == 2:  # in the decay: the model is mixed
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, item)
+
+    monkeypatch.setattr(SegDataset, "__getitem__", getitem)
+    assert run(tiny(tmp_path / "cut", init=start)).status == "interrupted"
+    cut = load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert cut["alpha"] > 0 and len(cut["model_args"]["grouped"]) == 68
+    monkeypatch.setattr(SegDataset, "__getitem__", original)
+    assert run(tiny(tmp_path / "cut", init=start, resume=True)).status == "done"
+    _same_run(tmp_path / "ref", tmp_path / "cut")
+
+
 def _same_run(ref_out, out):
     a, b = load_checkpoint(ref_out / "last.pt"), load_checkpoint(out / "last.pt")
     for key in a["model"]:
