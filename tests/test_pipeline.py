@@ -144,11 +144,35 @@ def test_training_plan_is_decided_once(tmp_path, monkeypatch):
     from gradgroup import stages
 
     cfg = PipelineConfig(out=str(tmp_path), **TINY)
-    steps = iter([0.5, 0.05])
+    steps = iter([0.5, 0.05, 0.3, 0.2])
     monkeypatch.setattr(stages, "seconds_per_iteration", lambda *a: next(steps))
     first = stages._plan(tmp_path / "m", "dg4-light", cfg, "gradual")
     assert stages._plan(tmp_path / "m", "dg4-light", cfg, "gradual") == first
     assert json.loads((tmp_path / "m" / "plan.json").read_text()) == first
+    assert next(steps) == 0.3  # the second call measured nothing
+
+
+def test_plan_prices_the_decay_in_the_gradual_form_from_its_start(tmp_path, monkeypatch):
+    """Decay epochs cost a step of the gradual model as it starts (init applied), fine-tune
+    epochs one of the grouped model; the budget buys iterations at their mean."""
+    from gradgroup import stages
+    from gradgroup.config import EPOCHS
+
+    calls = []
+
+    def step(arch, cfg, form, init=None):
+        calls.append((form, init))
+        return {"grouped": 0.1, "gradual": 0.4}[form]
+
+    monkeypatch.setattr(stages, "seconds_per_iteration", step)
+    cfg = PipelineConfig(out=str(tmp_path), budget_min=1.0)
+    plan = stages._plan(tmp_path / "m", "dg4-light", cfg, "gradual", "start.pt", EPOCHS // 2)
+    assert sorted(calls) == [("gradual", "start.pt"), ("grouped", None)]
+    assert plan["step"] == pytest.approx(0.25)
+    assert plan["iters_per_epoch"] == -(-int(0.75 * 60 / 0.25) // EPOCHS)
+    calls.clear()
+    baseline = stages._plan(tmp_path / "b", "erfnet", cfg, "scratch", "erfnet.pt")
+    assert calls == [("grouped", None)] and baseline["step"] == pytest.approx(0.1)
 
 
 def test_init_choices(tmp_path):
