@@ -75,10 +75,12 @@ def dense_start(arch: str) -> str:
 
 
 def find_shipped(arch: str, folder: Path | None = None) -> Path | None:
-    """The shipped file for ``arch``'s dense start, or None when the project ships none."""
+    """The shipped start of ``arch``, ``<dense start>.pt`` (``d-light.pt`` for ``dg4-light``),
+    or None when the project ships none. Other files of the same architecture (a differently
+    trained form, a finished grouped model) are never picked as a start."""
     folder = folder or weights_dir()
-    want = dense_start(arch)
-    entry = next((e for e in manifest(folder) if e.arch == want), None)
+    want = f"{dense_start(arch)}.pt"
+    entry = next((e for e in manifest(folder) if e.name == want), None)
     return None if entry is None else folder / entry.name
 
 
