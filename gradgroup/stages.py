@@ -45,8 +45,9 @@ def seconds_per_iteration(
     arch: str, cfg: PipelineConfig, form: str, init: str | None = None
 ) -> float:
     """Measure one training step of ``arch`` on this machine as the trainer takes it (forward
-    in its memory format and precision, backward, Adam), in ``form``; a gradual model starts
-    from ``init`` as the trainer does (layers the start holds grouped are grouped convs)."""
+    in its memory format and precision, backward, Adam, on the CPU threads it would pick now), in
+    ``form``; a gradual model starts from ``init`` as the trainer does (layers the start holds
+    grouped are grouped convs)."""
     import torch
     import torch.nn.functional as F
 
@@ -54,6 +55,10 @@ def seconds_per_iteration(
     from gradgroup.train.models import create_model
 
     device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":  # the threads the trainer will pick now
+        from gradgroup.train.cores import CoreShare, thread_limit
+
+        CoreShare(thread_limit()).sample()
     model = create_model(arch, form=form)
     if init and form == "gradual":
         from gradgroup.train.checkpoint import init_from

@@ -56,6 +56,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--batch-size", type=int, default=d.batch_size, help="images per step and process")
     a("--lr", type=float, default=d.lr, help="Adam learning rate, poly decay 0.9")
     a("--workers", type=int, default=d.workers, help="data loader processes")
+    a("--threads", type=_optional_int, default=d.threads,
+      help="CPU intra-op threads (default: the cores other processes leave free, re-checked "
+      "every few seconds)")  # fmt: skip
     a("--schedule", choices=SCHEDULE_CHOICES, default=d.schedule,
       help="gradual: alpha 1 -> 0 then grouped; scratch: grouped from the start; "
       "dense: alpha kept at 1")  # fmt: skip

@@ -31,7 +31,17 @@ SCHEDULE_CHOICES = ("gradual", "scratch", "dense")
 ADDED_LATER = {"layer_alpha": "uniform", "cross_cap": False, "bn_recalib": 0, "init": None}
 
 RESUMABLE_CHANGES = frozenset(
-    {"epochs", "max_minutes", "workers", "device", "progress", "out", "resume", "val_limit"}
+    {
+        "epochs",
+        "max_minutes",
+        "workers",
+        "threads",
+        "device",
+        "progress",
+        "out",
+        "resume",
+        "val_limit",
+    }
 )
 
 
@@ -62,6 +72,7 @@ class TrainConfig:
     encoder_epochs: int = 0  # ERFNet's encoder-first stage (labels at 1/8), before `epochs`
     init: str | None = None  # start from this checkpoint's weights (the paper: a trained dense net)
     device: str = "auto"
+    threads: int | None = None  # CPU intra-op threads; None: the cores other processes leave free
     amp: bool = True  # bf16/fp16 autocast on CUDA, bf16 on CPUs with AMX; fp32 elsewhere
     out: str = "runs/train"
     resume: bool = False
@@ -87,6 +98,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name}={getattr(self, name)} must be at least 1")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"threads={self.threads} must be at least 1")
         for name in ("finetune_epochs", "encoder_epochs", "workers", "bn_recalib"):
             if getattr(self, name) < 0:
                 raise InputError(f"{name}={getattr(self, name)} must not be negative")

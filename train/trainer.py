@@ -41,6 +41,7 @@ from gradgroup.deploy.preprocess import Preprocess
 from gradgroup.deploy.provenance import write_run_record
 
 from .checkpoint import rng_states, set_rng_states
+from .cores import CoreShare, thread_limit
 from .data import Augment, LabelledDataset, SegDataset, StreamSampler, class_weights, spread
 from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_buffers, setup, teardown
 from .evaluate import amp_dtype, autocast, evaluate_model, recalibrate_bn
@@ -89,6 +90,20 @@ def train(
         teardown(info)
 
 
+def _core_share(cfg: TrainConfig, info: DistInfo) -> CoreShare | None:
+    """Fixed ``cfg.threads``, or (one CPU process) threads that follow the machine's load."""
+    if info.device.type != "cpu":
+        return None
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+        return None
+    if info.ddp:
+        return None
+    share = CoreShare(thread_limit())
+    share.sample()
+    return share
+
+
 def _open(cfg: TrainConfig, split: str, given: LabelledDataset | None) -> LabelledDataset:
     if given is not None:
         return given
@@ -129,6 +144,7 @@ class _Run:
         self.val_data.cache()
         ipe = cfg.iters_per_epoch or max(1, len(self.train_data) // (cfg.batch_size * info.world))
         self.plan = Plan.build(cfg, ipe)
+        self.cores = _core_share(cfg, info)
 
     # -- model, optimizer, checkpoint -------------------------------------------------------
     def build(self, ckpt: dict | None) -> None:
@@ -303,6 +319,8 @@ class _Run:
             t0 = time.perf_counter()
             try:
                 for images, labels in self.loader(st.iteration, end - st.iteration):
+                    if self.cores is not None:
+                        self.cores.update()
                     loss = self.step(images, labels)
                     rate = (
                         cfg.batch_size * info.world * bar.format_dict["rate"]
