@@ -1,13 +1,16 @@
 """Training throughput on CPU: images/s of one training step, per setting, quiet and under load.
 
-Each setting runs in its own process (OpenMP reads its wait policy when torch loads) and times
+Each setting runs in its own process (OpenMP reads its environment when torch loads) and times
 the trainer's step on cached procedural scenes: data (augmentation, batching), forward, backward,
-optimizer (+ the cross-group cap while alpha decays). Settings, cumulative:
+optimizer (+ the cross-group cap while alpha decays), in the gradual form mid-decay or (``--form
+grouped``) as true grouped convs. Settings:
 
-1. ``before``: the first trainer's CPU path (NCHW, fp32, OpenMP's default spinning wait);
-2. ``passive``: ``OMP_WAIT_POLICY=PASSIVE`` (gradgroup sets it before torch loads);
-3. ``channels_last``: the trainer's memory format on every device;
-4. ``bf16``: bf16 autocast (what ``--amp`` means on CPUs with AMX).
+1. ``before``: the first trainer's CPU path (NCHW, fp32, OpenMP's default 300,000-spin wait);
+2. ``passive``: ``OMP_WAIT_POLICY=PASSIVE`` (the previous default); ``channels_last`` adds the
+   trainer's memory format, ``bf16`` bf16 autocast (what ``--amp`` means on CPUs with AMX);
+3. ``spin1e3``/``spin1e4``: a short spin (``GOMP_SPINCOUNT``), channels_last;
+4. ``share``: passive, channels_last and the trainer's CoreShare (threads follow the load, at most
+   ``--threads``); ``share+spin1e4``: the trainer's defaults (``GOMP_SPINCOUNT=10000``).
 
 "under load" runs the same with a busy-looping process on one core, as when a user's other job
 shares the machine. Ratios are against ``before`` on a quiet machine, measured in this run. Not
@@ -26,11 +29,17 @@ import subprocess
 import sys
 import time
 
-SETTINGS = {  # name -> (OMP wait policy or None for OpenMP's default, channels_last, bf16)
-    "before": (None, False, False),
-    "passive": ("PASSIVE", False, False),
-    "channels_last": ("PASSIVE", True, False),
-    "bf16": ("PASSIVE", True, True),
+PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}
+# name -> (OpenMP environment ({}: OpenMP's default wait), channels_last, bf16, threads follow load)
+SETTINGS = {
+    "before": ({}, False, False, False),
+    "passive": (PASSIVE, False, False, False),
+    "channels_last": (PASSIVE, True, False, False),
+    "bf16": (PASSIVE, True, True, False),
+    "spin1e3": ({"GOMP_SPINCOUNT": "1000"}, True, False, False),
+    "spin1e4": ({"GOMP_SPINCOUNT": "10000"}, True, False, False),
+    "share": (PASSIVE, True, False, True),
+    "share+spin1e4": ({"GOMP_SPINCOUNT": "10000"}, True, False, True),
 }
 
 
@@ -40,6 +49,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", default="128x256")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--form",
+        choices=("gradual", "grouped"),
+        default="gradual",
+        help="gradual: mid-decay dense form; grouped: true grouped convs (alpha = 0)",
+    )
     p.add_argument("--steps", type=int, default=6, help="timed steps (after 2 warm-up steps)")
     p.add_argument("--settings", nargs="*", choices=list(SETTINGS), default=list(SETTINGS))
     p.add_argument("--timeout", type=float, default=180, help="seconds per setting at most")
@@ -59,22 +74,31 @@ def child(args: argparse.Namespace) -> dict:
     from gradgroup.train.models import create_model
     from gradgroup.train.recipe import weighted_ce
 
-    _, channels_last, bf16 = SETTINGS[args.child]
+    _, channels_last, bf16, follow_load = SETTINGS[args.child]
     torch.set_num_threads(args.threads)
+    share = None
+    if follow_load:  # the trainer's CoreShare, --threads its limit
+        from gradgroup.train.cores import CoreShare
+
+        share = CoreShare(args.threads, interval=1.0)
+        share.sample()
     size = parse_size(args.size)
     data = SegDataset(open_dataset("synthetic", "train", size=size, length=32),
                       Preprocess(*size), Augment())  # fmt: skip
     data.cache()
     for i in range(len(data)):
         data.base(i)  # rendered once, as the trainer's first pass does
-    model = create_model(args.arch, 19, "gradual").train()
-    set_alpha(model, 0.5, "share")  # mid-decay: the dense gradual form, capped
+    model = create_model(args.arch, 19, args.form).train()
+    if args.form == "gradual":
+        set_alpha(model, 0.5, "share")  # mid-decay: the dense gradual form, capped
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), 5e-4, weight_decay=1e-4)
     weights = torch.ones(19)
     phases = {"data": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0}
     for step in range(args.steps + 2):
+        if share is not None:
+            share.update()
         t0 = time.perf_counter()
         batch = [data[(i % len(data), step * args.batch_size + i)] for i in range(args.batch_size)]
         images = torch.stack([b[0] for b in batch]).contiguous(memory_format=fmt)
@@ -102,12 +126,11 @@ def _busy(stop_at: float) -> None:
 
 
 def measure(args: argparse.Namespace, setting: str, load: bool) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
-    if SETTINGS[setting][0]:
-        env["OMP_WAIT_POLICY"] = SETTINGS[setting][0]
+    drop = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")
+    env = {k: v for k, v in os.environ.items() if k not in drop} | SETTINGS[setting][0]
     cmd = [sys.executable, __file__, "--child", setting, "--arch", args.arch, "--size", args.size,
            "--batch-size", str(args.batch_size), "--threads", str(args.threads),
-           "--steps", str(args.steps)]  # fmt: skip
+           "--steps", str(args.steps), "--form", args.form]  # fmt: skip
     busy = None
     if load:
         busy = multiprocessing.Process(target=_busy, args=(time.time() + 3600,), daemon=True)
@@ -151,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
               + f"{quiet[r['setting']]['img_per_s'] / r['img_per_s']:.1f}x") if r["load"] else ""]
             for r in rows]  # fmt: skip
     print(format_markdown(header, body))
-    print(f"\n{args.arch} gradual (alpha 0.5, share, capped) at {args.size}, batch "
+    form = "gradual (alpha 0.5, share, capped)" if args.form == "gradual" else "grouped"
+    print(f"\n{args.arch} {form} at {args.size}, batch "
           f"{args.batch_size}, {args.threads} torch threads, {cpu_model()}; "
           "mean of the timed steps.")  # fmt: skip
     return 0
