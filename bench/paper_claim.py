@@ -1,7 +1,7 @@
 """The paper's claim, measured: does gradual grouping beat training the grouped model directly?
 
 Every variant gets the same iteration budget on the procedural street scenes; the light models
-start from the same shipped dense weights (``weights/d-light.pt``), as in the paper's recipe:
+start from the same shipped dense weights (``weights/d-light-dense.pt``), as in the paper's recipe:
 
 1. ``dense`` — d-light continued as a dense model (the reference the grouped model should keep);
 2. ``gradual`` — dg4-light, alpha 1 -> 0 over the first half, then fine-tuned as a grouped model;
@@ -45,11 +45,11 @@ class Variant:
     finetune: str = "half"  # half | all-but-one | none
 
 
+DENSE = "weights/d-light-dense.pt"
 VARIANTS = (
-    Variant("dense", "d-light dense (reference)", "d-light", "dense", "weights/d-light.pt",
-            finetune="none"),
-    Variant("gradual", "dg4-light gradual grouping", "dg4-light", "gradual", "weights/d-light.pt"),
-    Variant("at-once", "dg4-light grouped at once", "dg4-light", "gradual", "weights/d-light.pt",
+    Variant("dense", "d-light dense (reference)", "d-light", "dense", DENSE, finetune="none"),
+    Variant("gradual", "dg4-light gradual grouping", "dg4-light", "gradual", DENSE),
+    Variant("at-once", "dg4-light grouped at once", "dg4-light", "gradual", DENSE,
             alpha_span=2, finetune="all-but-one"),
     Variant("scratch", "dg4-light grouped from scratch", "dg4-light", "scratch", None,
             finetune="none"),

@@ -7,9 +7,11 @@ procedural scenes and packed by ``gradgroup weights pack``. ``manifest.json`` re
 its sha256, the exact commands that produced it and its mIoU on held-out scenes, which
 ``gradgroup weights check`` (and the test suite) re-measures.
 
-The paper's recipe starts gradual grouping from a trained dense network: :func:`dense_start`
-names the shipped file a model starts from (``d-light`` for every light model: at alpha = 1 a
-``dg<g>[s]-light`` model *is* ``d-light`` with dense 3x1/1x3 and pointwise convs).
+The paper's recipe starts gradual grouping from a trained network with dense pointwise convs:
+:func:`dense_start` names the shipped file a model starts from (``d-light.pt`` for every light
+model: depthwise 3x1/1x3 convs, dense pointwise ones, so gradual grouping decays only the
+pointwise convs). ``d-light-dense.pt`` is d-light with every conv dense (alpha = 1), the start
+``d-light.pt`` was grouped from and the one ``bench/paper_claim.py`` compares from.
 """
 
 from __future__ import annotations
@@ -134,8 +136,11 @@ def _shipped_start(ckpt: dict, folder: Path) -> ShippedWeights | None:
     init = (ckpt.get("config") or {}).get("init")
     if not init:
         return None
-    name = Path(init).name
-    return next((e for e in manifest(folder) if e.name == name), None)
+    entries = manifest(folder)
+    if Path(init).is_file():  # by content: the start may have been renamed since
+        digest = sha256(Path(init))
+        return next((e for e in entries if e.sha256 == digest), None)
+    return next((e for e in entries if e.name == Path(init).name), None)
 
 
 def check(folder: Path | None = None, progress: bool = False) -> list[tuple[ShippedWeights, float]]:
