@@ -174,7 +174,7 @@ def test_max_drop_keeps_layers_in_float_and_reports_them(model_dir, tmp_path):
     drops = [s["drop"] for s in result.search if s["kept"]]
     assert drops == sorted(drops, reverse=True)
     if drops:
-        assert acc["drop"] == pytest.approx(drops[-1], abs=1e-3)
+        assert acc.report.drop == pytest.approx(drops[-1], abs=1e-3)
     meta = read_meta(onnx.load(str(out)))
     assert meta.extra["quantization"]["float_nodes"] == result.float_nodes
     node_names = {n.name for n in onnx.load(str(out)).graph.node}
