@@ -28,18 +28,27 @@ import os
 import subprocess
 import sys
 import time
+from typing import NamedTuple
+
+
+class Setting(NamedTuple):
+    env: dict[str, str]  # OpenMP environment ({}: OpenMP's default wait)
+    channels_last: bool = True
+    bf16: bool = False
+    follow_load: bool = False  # the trainer's CoreShare
+
 
 PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}
-# name -> (OpenMP environment ({}: OpenMP's default wait), channels_last, bf16, threads follow load)
+SPIN1E4 = {"GOMP_SPINCOUNT": "10000"}
 SETTINGS = {
-    "before": ({}, False, False, False),
-    "passive": (PASSIVE, False, False, False),
-    "channels_last": (PASSIVE, True, False, False),
-    "bf16": (PASSIVE, True, True, False),
-    "spin1e3": ({"GOMP_SPINCOUNT": "1000"}, True, False, False),
-    "spin1e4": ({"GOMP_SPINCOUNT": "10000"}, True, False, False),
-    "share": (PASSIVE, True, False, True),
-    "share+spin1e4": ({"GOMP_SPINCOUNT": "10000"}, True, False, True),
+    "before": Setting({}, channels_last=False),
+    "passive": Setting(PASSIVE, channels_last=False),
+    "channels_last": Setting(PASSIVE),
+    "bf16": Setting(PASSIVE, bf16=True),
+    "spin1e3": Setting({"GOMP_SPINCOUNT": "1000"}),
+    "spin1e4": Setting(SPIN1E4),
+    "share": Setting(PASSIVE, follow_load=True),
+    "share+spin1e4": Setting(SPIN1E4, follow_load=True),
 }
 
 
@@ -74,10 +83,11 @@ def child(args: argparse.Namespace) -> dict:
     from gradgroup.train.models import create_model
     from gradgroup.train.recipe import weighted_ce
 
-    _, channels_last, bf16, follow_load = SETTINGS[args.child]
+    setting = SETTINGS[args.child]
+    channels_last, bf16 = setting.channels_last, setting.bf16
     torch.set_num_threads(args.threads)
     share = None
-    if follow_load:  # the trainer's CoreShare, --threads its limit
+    if setting.follow_load:  # the trainer's CoreShare, --threads its limit
         from gradgroup.train.cores import CoreShare
 
         share = CoreShare(args.threads, interval=1.0)
@@ -127,7 +137,7 @@ def _busy(stop_at: float) -> None:
 
 def measure(args: argparse.Namespace, setting: str, load: bool) -> dict:
     drop = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")
-    env = {k: v for k, v in os.environ.items() if k not in drop} | SETTINGS[setting][0]
+    env = {k: v for k, v in os.environ.items() if k not in drop} | SETTINGS[setting].env
     cmd = [sys.executable, __file__, "--child", setting, "--arch", args.arch, "--size", args.size,
            "--batch-size", str(args.batch_size), "--threads", str(args.threads),
            "--steps", str(args.steps), "--form", args.form]  # fmt: skip

@@ -14,6 +14,8 @@ import logging
 import os
 import time
 
+import torch
+
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 5.0  # how often the share is re-checked (reading /proc/stat costs microseconds)
@@ -57,9 +59,6 @@ class CoreShare:
     """
 
     def __init__(self, limit: int, interval: float = INTERVAL_S) -> None:
-        import torch
-
-        self._torch = torch
         self.limit, self.interval = limit, interval
         self.cores = machine_cores()
         busy = _busy_core_seconds()
@@ -84,7 +83,7 @@ class CoreShare:
         if threads != self.threads:
             log.info("other processes keep %.1f of %d cores busy: training on %d thread%s",
                      others, self.cores, threads, "" if threads == 1 else "s")  # fmt: skip
-            self._torch.set_num_threads(threads)
+            torch.set_num_threads(threads)
             self.threads = threads
         return threads
 
