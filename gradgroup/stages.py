@@ -16,7 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from gradgroup.config import EPOCHS, HELD_OUT, VAL_IMAGES, PipelineConfig
+from gradgroup.config import EPOCHS, HELD_OUT, TRAIN_SHARE, VAL_IMAGES, PipelineConfig
 from gradgroup.deploy.fileio import to_json, write_text_atomic
 from gradgroup.results import (
     Accuracy,
@@ -175,8 +175,7 @@ def _plan(
         step = ((EPOCHS - finetune) * decay + finetune * grouped) / EPOCHS
     else:
         step = grouped
-    # Leave a quarter of the budget for data, validation and checkpoints.
-    iterations = max(EPOCHS * 4, int(0.75 * cfg.budget_min * 60 / step))
+    iterations = max(EPOCHS * 4, int(TRAIN_SHARE * cfg.budget_min * 60 / step))
     plan = {"step": step, "iters_per_epoch": math.ceil(iterations / EPOCHS)}
     write_text_atomic(path, to_json(plan) + "\n")
     return plan

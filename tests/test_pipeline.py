@@ -156,7 +156,7 @@ def test_plan_prices_the_decay_in_the_gradual_form_from_its_start(tmp_path, monk
     """Decay epochs cost a step of the gradual model as it starts (init applied), fine-tune
     epochs one of the grouped model; the budget buys iterations at their mean."""
     from gradgroup import stages
-    from gradgroup.config import EPOCHS
+    from gradgroup.config import EPOCHS, TRAIN_SHARE
 
     calls = []
 
@@ -169,7 +169,7 @@ def test_plan_prices_the_decay_in_the_gradual_form_from_its_start(tmp_path, monk
     plan = stages._plan(tmp_path / "m", "dg4-light", cfg, "gradual", "start.pt", EPOCHS // 2)
     assert sorted(calls) == [("gradual", "start.pt"), ("grouped", None)]
     assert plan["step"] == pytest.approx(0.25)
-    assert plan["iters_per_epoch"] == -(-int(0.75 * 60 / 0.25) // EPOCHS)
+    assert plan["iters_per_epoch"] == -(-int(TRAIN_SHARE * 60 / 0.25) // EPOCHS)
     calls.clear()
     baseline = stages._plan(tmp_path / "b", "erfnet", cfg, "scratch", "erfnet.pt")
     assert calls == [("grouped", None)] and baseline["step"] == pytest.approx(0.1)
