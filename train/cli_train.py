@@ -82,6 +82,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--init", default=d.init, metavar="CKPT",
       help="start from this checkpoint's weights (e.g. a dense run for gradual grouping); "
       "tensors that do not fit are named (default: none, random weights)")  # fmt: skip
+    a("--start-lr-scale", type=float, default=d.start_lr_scale,
+      help="with --init and the gradual schedule: lr multiplier of everything outside the "
+      "layers being grouped (1: one lr for all)")  # fmt: skip
     a("--encoder-epochs", type=int, default=d.encoder_epochs,
       help="ERFNet's encoder-only first stage")  # fmt: skip
     a("--device", choices=("auto", "cpu", "cuda"), default=d.device, help="training device")

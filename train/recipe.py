@@ -28,7 +28,13 @@ SCHEDULE_CHOICES = ("gradual", "scratch", "dense")
 # Fields a resumed run may change without breaking exactness of what was already trained.
 # Settings added after runs were first saved, with the value such a run trained with: a run
 # resumed from a config.json or last.pt that lacks them goes on as it started.
-ADDED_LATER = {"layer_alpha": "uniform", "cross_cap": False, "bn_recalib": 0, "init": None}
+ADDED_LATER = {
+    "layer_alpha": "uniform",
+    "cross_cap": False,
+    "bn_recalib": 0,
+    "init": None,
+    "start_lr_scale": 1.0,
+}
 
 RESUMABLE_CHANGES = frozenset(
     {
@@ -71,6 +77,9 @@ class TrainConfig:
     bn_recalib: int = 64  # training images BatchNorm statistics are re-estimated on (0: off)
     encoder_epochs: int = 0  # ERFNet's encoder-first stage (labels at 1/8), before `epochs`
     init: str | None = None  # start from this checkpoint's weights (the paper: a trained dense net)
+    # With init and the gradual schedule: lr multiplier of every parameter outside the layers
+    # being grouped (their structure is final, so they are fine-tuned, not re-learned).
+    start_lr_scale: float = 1.0
     device: str = "auto"
     threads: int | None = None  # CPU intra-op threads; None: the cores other processes leave free
     amp: bool = True  # bf16/fp16 autocast on CUDA, bf16 on CPUs with AMX; fp32 elsewhere
@@ -118,6 +127,8 @@ class TrainConfig:
             raise InputError(f"alpha_span={self.alpha_span} must be positive")
         if self.lr <= 0:
             raise InputError(f"lr={self.lr} must be positive")
+        if not 0 < self.start_lr_scale <= 1:
+            raise InputError(f"start_lr_scale={self.start_lr_scale} must be in (0, 1]")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise InputError(f"max_minutes={self.max_minutes} must be positive")
 

@@ -145,6 +145,7 @@ class _Run:
         ipe = cfg.iters_per_epoch or max(1, len(self.train_data) // (cfg.batch_size * info.world))
         self.plan = Plan.build(cfg, ipe)
         self.cores = _core_share(cfg, info)
+        self.fast_layers: list[str] = []  # layers trained at the full lr (see param_groups)
 
     # -- model, optimizer, checkpoint -------------------------------------------------------
     def build(self, ckpt: dict | None) -> None:
@@ -173,9 +174,8 @@ class _Run:
         # channels_last on every device: oneDNN's CPU convs are faster in it too (measured 1.2x
         # for a d-light step; with bf16 on AMX it is what makes bf16 pay).
         self.model.to(memory_format=torch.channels_last)
-        params = list(self.model.parameters()) + (list(self.head.parameters()) if self.head else [])
         self.optimizer = torch.optim.Adam(
-            params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
+            self.param_groups(ckpt), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.plan.lr_factor)
         fp16 = dev.type == "cuda" and cfg.amp and not torch.cuda.is_bf16_supported()
@@ -196,6 +196,27 @@ class _Run:
             log.info("class weights from %d label maps: %s", used,
                      " ".join(f"{w:.2f}" for w in weights.tolist()))  # fmt: skip
         self.wrap()
+
+    def param_groups(self, ckpt: dict | None) -> list[dict]:
+        """One group at ``lr``; from a trained start (``start_lr_scale`` < 1) the layers being
+        grouped stay at ``lr`` (first group) and everything else gets ``lr * start_lr_scale``.
+
+        The layers are named in the checkpoint, so a run resumed after conversion (when no layer
+        is gradual any more) rebuilds the same groups.
+        """
+        cfg = self.cfg
+        if ckpt is not None:
+            self.fast_layers = list(ckpt.get("fast_layers", []))
+        elif cfg.init and cfg.schedule == "gradual" and cfg.start_lr_scale < 1:
+            self.fast_layers = [name for name, _ in gradual_layers(self.model)]
+        head = list(self.head.parameters()) if self.head else []
+        if not self.fast_layers:
+            return [{"params": list(self.model.parameters()) + head}]
+        layers = set(self.fast_layers)
+        named = list(self.model.named_parameters())
+        fast = [p for n, p in named if n.rsplit(".", 1)[0] in layers]
+        slow = [p for n, p in named if n.rsplit(".", 1)[0] not in layers] + head
+        return [{"params": fast}, {"params": slow, "lr": cfg.lr * cfg.start_lr_scale}]
 
     def wrap(self) -> None:
         """(Re)build the module the loop calls: encoder + head in stage 1, DDP-wrapped if needed."""
@@ -228,6 +249,7 @@ class _Run:
             metrics=list(self.state.history),
             run=self.state.to_dict(),
             class_weights=self.weights.cpu(),
+            fast_layers=self.fast_layers,
         )
         if self.head is not None:
             state["encoder_head"] = self.head.state_dict()

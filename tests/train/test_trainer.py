@@ -142,6 +142,42 @@ def test_a_depthwise_start_decays_only_the_pointwise_convs_and_resumes_exactly(
     _same_run(tmp_path / "ref", tmp_path / "cut")
 
 
+def test_start_lr_scale_slows_only_what_the_start_already_has_and_survives_resume(
+    tmp_path, monkeypatch
+):
+    """From a depthwise start the 26 pointwise convs being grouped keep the full lr, everything
+    else gets lr * start_lr_scale; a run interrupted after conversion resumes bit-exactly."""
+    source = run(tiny(tmp_path / "d", arch="d-light", epochs=1, finetune_epochs=0))
+    cfg = dict(init=str(source.best), start_lr_scale=0.25, lr=1e-3)
+    run(tiny(tmp_path / "ref", **cfg))
+    ckpt = load_checkpoint(tmp_path / "ref" / "last.pt")
+    fast, slow = ckpt["optimizer"]["param_groups"]
+    assert fast["initial_lr"] == 1e-3 and slow["initial_lr"] == pytest.approx(2.5e-4)
+    pointwise = [
+        n for n, _ in gradual_layers(create_model("dg4-light", 19, "gradual")) if ".pw" in n
+    ]
+    assert ckpt["fast_layers"] == pointwise
+    assert len(fast["params"]) == 2 * len(pointwise)  # weight and bias of each
+    original = SegDataset.__getitem__
+
+    def getitem(self, item):
+        if isinstance(item, tuple) and item[1] == 8:  # epoch 2: after conversion
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, item)
+
+    monkeypatch.setattr(SegDataset, "__getitem__", getitem)
+    assert run(tiny(tmp_path / "cut", **cfg)).status == "interrupted"
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["model_args"]["converted"]
+    monkeypatch.setattr(SegDataset, "__getitem__", original)
+    assert run(tiny(tmp_path / "cut", resume=True, **cfg)).status == "done"
+    _same_run(tmp_path / "ref", tmp_path / "cut")
+
+
+def test_start_lr_scale_is_refused_outside_its_range(tmp_path):
+    with pytest.raises(InputError, match="start_lr_scale"):
+        tiny(tmp_path, start_lr_scale=0.0)
+
+
 def _same_run(ref_out, out):
     a, b = load_checkpoint(ref_out / "last.pt"), load_checkpoint(out / "last.pt")
     for key in a["model"]:
