@@ -299,6 +299,47 @@ def _swap_param(optimizer, old: nn.Parameter, new: nn.Parameter, transform) -> N
         }
 
 
+class DivergenceGuard:
+    """Skips an optimizer step whose gradients are not finite and undoes what its forward pass
+    did to the BatchNorm statistics, so one overflowing batch (bf16 autocast) cannot turn every
+    weight into NaN; after ``limit`` such steps in a row the run has diverged and stops.
+
+    Gradients are checked after DDP's all-reduce, so every rank skips the same steps.
+    """
+
+    def __init__(self, limit: int = 10) -> None:
+        self.limit = limit
+        self.in_a_row = 0
+        self.skipped = 0
+
+    @staticmethod
+    def snapshot(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The running statistics a forward pass in train mode is about to change."""
+        return [
+            (buf, buf.clone())
+            for m in model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None
+            for buf in (m.running_mean, m.running_var, m.num_batches_tracked)
+        ]
+
+    def finite(self, params: list[nn.Parameter]) -> bool:
+        """Whether every gradient is finite; counts the steps that are not."""
+        grads = [p.grad for p in params if p.grad is not None]
+        ok = bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()) if grads else True
+        self.in_a_row = 0 if ok else self.in_a_row + 1
+        self.skipped += not ok
+        return ok
+
+    @staticmethod
+    def restore(saved: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        for buf, copy in saved:
+            buf.copy_(copy)
+
+    @property
+    def diverged(self) -> bool:
+        return self.in_a_row >= self.limit
+
+
 def iteration_seed(seed: int, rank: int, iteration: int) -> int:
     """Seed of one process's torch RNG at one iteration, so dropout replays on resume."""
     return ((seed * 1_000_003 + rank) * 1_000_000_007 + iteration) % (2**63 - 1)

@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Subset
 
-from gradgroup.deploy.errors import InputError
+from gradgroup.deploy.errors import InputError, RunError
 from gradgroup.deploy.fileio import check_writable, folder_lock, to_json, write_text_atomic
 from gradgroup.deploy.preprocess import Preprocess
 from gradgroup.deploy.provenance import write_run_record
@@ -49,6 +49,7 @@ from .grouping import Form, cap_cross_weights, cross_ratios, gradual_layers, set
 from .models import create_model
 from .recipe import (
     RESUMABLE_CHANGES,
+    DivergenceGuard,
     EncoderNet,
     Plan,
     RunState,
@@ -78,7 +79,8 @@ def train(
     Raises:
         InputError: bad configuration, data, or a resume that does not match the checkpoint; an
             unwritable ``cfg.out`` or one another training is using.
-        RunError: an output could not be written (disk full, file size limit).
+        RunError: an output could not be written (disk full, file size limit), or the loss
+            stayed non-finite for DivergenceGuard.limit steps in a row.
     """
     check_writable(cfg.out, "--out", folder=True)
     info = setup(cfg.device)
@@ -146,6 +148,7 @@ class _Run:
         self.plan = Plan.build(cfg, ipe)
         self.cores = _core_share(cfg, info)
         self.fast_layers: list[str] = []  # layers trained at the full lr (see param_groups)
+        self.guard = DivergenceGuard()
 
     # -- model, optimizer, checkpoint -------------------------------------------------------
     def build(self, ckpt: dict | None) -> None:
@@ -385,6 +388,7 @@ class _Run:
         dev = info.device
         images = images.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
         labels = labels.to(dev, non_blocking=True)
+        bn_stats = self.guard.snapshot(self.model)
         with autocast(dev, cfg.amp):
             logits = self.net(images)
         if it < plan.encoder_iters:  # encoder stage: labels at the encoder's 1/8 resolution
@@ -393,17 +397,33 @@ class _Run:
         loss = weighted_ce(logits, labels, self.weights)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        # fp16's GradScaler skips overflowing steps itself; bf16 and fp32 need the guard.
+        if self.scaler.is_enabled() or self.guard.finite(self.trained_params()):
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.guard.restore(bn_stats)
+            log.warning("iteration %d: loss or gradients not finite, step skipped (%d so far)",
+                        it, self.guard.skipped)  # fmt: skip
+            if self.guard.diverged:
+                raise RunError(
+                    f"training diverged: gradients not finite for {self.guard.limit} steps in a "
+                    f"row at iteration {it}"
+                    + (" (bf16 autocast: retry with --no-amp)" if cfg.amp else "")
+                )
         if cfg.cross_cap and 0.0 < st.alpha < 1.0:
             cap_cross_weights(self.model)
         st.lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         value = float(loss.detach())
         st.iteration += 1
-        st.loss_sum += value
-        st.loss_n += 1
+        if self.guard.in_a_row == 0:
+            st.loss_sum += value
+            st.loss_n += 1
         return value
+
+    def trained_params(self) -> list[nn.Parameter]:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
 
     def _agree(self, status: str | None) -> str | None:
         """Every rank stops at the same iteration (any rank's Ctrl-C or deadline counts)."""

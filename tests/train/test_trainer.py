@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from toy_data import Blocks
 
-from gradgroup.deploy.errors import InputError
+from gradgroup.deploy.errors import InputError, RunError
 from gradgroup.train.checkpoint import load_checkpoint
 from gradgroup.train.data import SegDataset
 from gradgroup.train.grouping import GradualGroupConv2d, gradual_layers, set_alpha, share_alpha
@@ -176,6 +176,38 @@ def test_start_lr_scale_slows_only_what_the_start_already_has_and_survives_resum
 def test_start_lr_scale_is_refused_outside_its_range(tmp_path):
     with pytest.raises(InputError, match="start_lr_scale"):
         tiny(tmp_path, start_lr_scale=0.0)
+
+
+def test_a_non_finite_step_is_skipped_without_touching_weights_or_bn_statistics(
+    tmp_path, monkeypatch
+):
+    import gradgroup.train.trainer as trainer_module
+
+    real = trainer_module.weighted_ce
+    calls = []
+
+    def nan_at_third(logits, labels, weights):  # one overflowing batch, as bf16 can give
+        calls.append(1)
+        loss = real(logits, labels, weights)
+        return loss * float("nan") if len(calls) == 3 else loss
+
+    monkeypatch.setattr(trainer_module, "weighted_ce", nan_at_third)
+    result = run(tiny(tmp_path, schedule="dense", epochs=1, bn_recalib=0))
+    assert result.status == "done" and result.iterations == 3
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert all(torch.isfinite(s["exp_avg_sq"]).all() for s in ckpt["optimizer"]["state"].values())
+    tracked = [v for k, v in ckpt["model"].items() if k.endswith("num_batches_tracked")]
+    assert tracked and all(int(t) == 2 for t in tracked)  # the skipped forward was undone
+
+
+def test_a_run_whose_loss_stays_non_finite_stops_with_one_line(tmp_path, monkeypatch):
+    import gradgroup.train.trainer as trainer_module
+
+    real = trainer_module.weighted_ce
+    monkeypatch.setattr(trainer_module, "weighted_ce", lambda *a: real(*a) * float("nan"))
+    with pytest.raises(RunError, match="diverged: gradients not finite for 10 steps"):
+        run(tiny(tmp_path, schedule="dense", epochs=1, iters_per_epoch=12))
 
 
 def _same_run(ref_out, out):
