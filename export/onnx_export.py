@@ -29,6 +29,7 @@ from gradgroup.deploy.errors import InputError, RunError
 from gradgroup.deploy.fileio import atomic_path, check_writable, to_json, write_text_atomic
 from gradgroup.deploy.graph.core import grouped_conv_count
 from gradgroup.deploy.graph.rewrites import (
+    NUMERIC_REWRITES,
     SHUFFLE_REWRITES,
     TIDL_REWRITES,
     apply_rewrites,
@@ -361,7 +362,7 @@ def _optimize(
                 f"onnxsim changed the number of grouped convs ({grouped} -> "
                 f"{grouped_conv_count(model)}); retry with --no-simplify"
             )
-    names = list(SHUFFLE_REWRITES[cfg.shuffle_form])
+    names = [*NUMERIC_REWRITES, *SHUFFLE_REWRITES[cfg.shuffle_form]]
     if cfg.target == "tidl":
         names += [n for n in TIDL_REWRITES if n not in names]
     names += [n for n in cfg.rewrites if n not in names]

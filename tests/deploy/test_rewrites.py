@@ -9,6 +9,7 @@ from onnx_fixtures import run_ort
 from gradgroup.deploy.errors import InputError
 from gradgroup.deploy.graph.core import attr
 from gradgroup.deploy.graph.rewrites import (
+    NUMERIC_REWRITES,
     ORT_FLOAT_REWRITES,
     ORT_QDQ_REWRITES,
     REWRITES,
@@ -195,7 +196,8 @@ def test_pipelines_name_rewrites_of_their_stage_and_target():
         ("float", "tidl"): TIDL_REWRITES,
         ("float", "cpu"): ORT_FLOAT_REWRITES,
         ("qdq", "cpu"): ORT_QDQ_REWRITES,
-        ("float", "any"): tuple(n for names in SHUFFLE_REWRITES.values() for n in names),
+        ("float", "any"): NUMERIC_REWRITES
+        + tuple(n for names in SHUFFLE_REWRITES.values() for n in names),
     }
     for (stage, target), names in pipelines.items():
         for name in names:
@@ -206,3 +208,20 @@ def test_pipelines_name_rewrites_of_their_stage_and_target():
     # A QDQ rewrite on a float graph is refused by name, before it runs.
     with pytest.raises(InputError, match="runs on the qdq graph"):
         apply_rewrites(_shuffle_model(), ["dequantize_after_movement"], stage="float")
+
+
+def test_denormal_weights_are_flushed_and_nothing_else_changes():
+    w = RNG.standard_normal((8, 4, 3, 3)).astype(np.float32)
+    w.flat[:5] = [1e-40, -3e-39, 1e-45, 0.0, 2e-38]  # three denormals, a zero, a small normal
+    b = np.full(8, 1e-39, np.float32)  # eight more
+    model = _model(
+        [helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1])],
+        {"w": w, "b": b}, [1, 4, 6, 6], [1, 8, 6, 6],
+    )  # fmt: skip
+    x = RNG.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    _assert_exact(model, "flush_denormal_weights", x, expect_changed=11, tol=0)
+    after = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    assert list(after["w"].flat[:5]) == [0.0, 0.0, 0.0, 0.0, np.float32(2e-38)]
+    np.testing.assert_array_equal(after["w"].flat[5:], w.flat[5:])
+    assert not after["b"].any()
+    assert apply_rewrites(model, ["flush_denormal_weights"]) == {"flush_denormal_weights": 0}

@@ -7,6 +7,7 @@ its **stage** (``float``: the float graph; ``qdq``: the quantized one) and its *
 (``any``, or the runtime whose kernels or import rules it was written for, in deploy's provider
 words: ``cpu`` for ONNX Runtime's CPU kernels, ``tidl``):
 
+- :mod:`.numeric`: stored numbers, e.g. denormal weights flushed to zero (any runtime);
 - :mod:`.shuffle`: the two forms of a channel shuffle, no-op removal (any runtime);
 - :mod:`.tidl`: forms TIDL 11.0 would not accelerate turned into legal, identical ones;
 - :mod:`.ort`: forms that make ONNX Runtime CPU's int8 kernels fast;
@@ -24,16 +25,17 @@ from collections.abc import Iterable
 import onnx
 
 from ...errors import InputError
-from . import ort, quant, shuffle, tidl
+from . import numeric, ort, quant, shuffle, tidl
 from ._registry import REWRITES, STAGES, TARGETS, Rewrite, register
+from .numeric import NUMERIC_REWRITES
 from .ort import ORT_FLOAT_REWRITES, ORT_QDQ_REWRITES
 from .shuffle import SHUFFLE_REWRITES
 from .tidl import TIDL_REWRITES
 
 __all__ = [
-    "ORT_FLOAT_REWRITES", "ORT_QDQ_REWRITES", "REWRITES", "SHUFFLE_REWRITES", "STAGES", "TARGETS",
-    "TIDL_REWRITES", "Rewrite", "apply_rewrites", "ort", "quant", "register", "rewrite_names",
-    "shuffle", "tidl",
+    "NUMERIC_REWRITES", "ORT_FLOAT_REWRITES", "ORT_QDQ_REWRITES", "REWRITES", "SHUFFLE_REWRITES",
+    "STAGES", "TARGETS", "TIDL_REWRITES", "Rewrite", "apply_rewrites", "numeric", "ort", "quant",
+    "register", "rewrite_names", "shuffle", "tidl",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
