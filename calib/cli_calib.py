@@ -106,6 +106,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "dense few-group 1x1, shuffles folded; default: on, off for --power-of-2)",
     )
     q.add_argument(
+        "--skip-rewrites",
+        nargs="+",
+        default=list(d.skip_rewrites),
+        metavar="NAME",
+        help="ORT rewrites to leave out, e.g. depth_to_space_as_transposes (default: none)",
+    )
+    q.add_argument(
         "--reduce-range",
         action=argparse.BooleanOptionalAction,
         default=d.reduce_range,

@@ -90,14 +90,15 @@ def _close(name: str, choices: Iterable[str]) -> str:
     return f"; did you mean {', '.join(close)}?" if close else ""
 
 
-def prepare(model, workdir: Path, ort_rewrites: bool = False) -> Path:
+def prepare(model, workdir: Path, ort_rewrites: bool = False, skip: tuple[str, ...] = ()) -> Path:
     """Float rewrites for an unbroken int8 chain around ORT's ``quant_pre_process``.
 
     BN after ConvTranspose is folded first (ORT folds BN into Conv only); ``quant_pre_process``
     then runs shape inference and ORT's basic optimizations (Conv+BN folding); any BN left is
     turned into a 1x1 depthwise Conv so it quantizes. With ``ort_rewrites`` the exact float
     rewrites of :mod:`.ort_rewrites` that make ORT's int8 kernels faster run first (grouped 1x1
-    convs with few groups become dense). Returns the prepared fp32 model's path.
+    convs with few groups become dense), less those named in ``skip``. Returns the prepared fp32
+    model's path.
     """
     import onnx
     from onnxruntime.quantization import quant_pre_process
@@ -113,7 +114,8 @@ def prepare(model, workdir: Path, ort_rewrites: bool = False) -> Path:
     if folded:
         log.info("folded %d BatchNormalization node(s) into ConvTranspose", folded)
     if ort_rewrites:
-        for name, changed in apply_rewrites(model, ORT_FLOAT_REWRITES, stage="float").items():
+        names = [n for n in ORT_FLOAT_REWRITES if n not in skip]
+        for name, changed in apply_rewrites(model, names, stage="float").items():
             if changed:
                 log.info("%s: %d node(s) rewritten for ORT's int8 kernels", name, changed)
         drop_unused_initializers(model)  # the weights the rewrites replaced

@@ -92,6 +92,9 @@ class CalibConfig:
             (deploy/graph/rewrites/ort.py: dense 1x1 for few groups, no float islands at the
             input and output); None = on unless ``power_of_2`` (the TIDL-emulation model
             keeps the exported structure).
+        skip_rewrites: names of ``ort_rewrites`` to leave out (measured per provider: what helps
+            MLAS may not help another engine); ``float_maxpool_on_input`` includes keeping the
+            input normalization in float.
     """
 
     set_path: str | None = None
@@ -113,6 +116,7 @@ class CalibConfig:
     eval_frames: int = 16
     sqnr_frames: int = 4
     ort_rewrites: bool | None = None
+    skip_rewrites: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -137,6 +141,13 @@ class CalibConfig:
                 raise InputError(f"{name} {getattr(self, name)} must be >= 0")
         if self.calib_frames is not None and self.calib_frames < 1:
             raise InputError(f"calib_frames {self.calib_frames} must be >= 1")
+        from gradgroup.deploy.graph.rewrites.ort import ORT_FLOAT_REWRITES, ORT_QDQ_REWRITES
+
+        known = ORT_FLOAT_REWRITES + ORT_QDQ_REWRITES
+        if unknown := [n for n in self.skip_rewrites if n not in known]:
+            raise InputError(
+                f"--skip-rewrites {' '.join(unknown)}: not an ORT rewrite ({', '.join(known)})"
+            )
 
     def resolved(self) -> QuantSettings:
         """The settings actually used, with defaults resolved and the power-of-2 preset applied."""
@@ -156,6 +167,7 @@ class CalibConfig:
             reduce_range=reduce,
             op_types=self.op_types,
             ort_rewrites=not pow2 if self.ort_rewrites is None else self.ort_rewrites,
+            skipped_rewrites=tuple(self.skip_rewrites),
         )
 
 
@@ -176,6 +188,7 @@ class QuantSettings:
     reduce_range: bool
     op_types: tuple[str, ...] | None  # None: every type ORT's QDQ quantizer knows
     ort_rewrites: bool
+    skipped_rewrites: tuple[str, ...] = ()  # of the ORT rewrites, those left out
     symmetric_weights: bool = True
     format: str = "QDQ"
 
@@ -339,7 +352,8 @@ def quantize_qdq(
         raise RunError(f"ONNX Runtime quantization failed: {first_line(exc)}") from None
     model = onnx.load(str(out))
     names = ["power_of_two_scales"] if settings.power_of_2 else []
-    names += list(ORT_QDQ_REWRITES) if settings.ort_rewrites else []
+    if settings.ort_rewrites:
+        names += [n for n in ORT_QDQ_REWRITES if n not in settings.skipped_rewrites]
     apply_rewrites(model, names, stage="qdq")  # each logs its count at debug level
     return model
 
@@ -415,7 +429,8 @@ class _Quantization:
         from .reader import CalibSetReader, resolve_calibset
 
         self.work = work
-        self.prepared = prepare(self.model, work, self.settings.ort_rewrites)
+        s = self.settings
+        self.prepared = prepare(self.model, work, s.ort_rewrites, s.skipped_rewrites)
         prepped = onnx.load(str(self.prepared))
         check_selection([self.before, prepped.graph], self.cfg.op_types, self.exclude)
         self.calib, self.source = resolve_calibset(self.model_path, self.meta, self.cfg.set_path)
@@ -424,7 +439,8 @@ class _Quantization:
             self.calib, self.input_name, self.meta.input_dtype, self.cfg.calib_frames
         )
         # With ORT's rewrites the input normalization (uint8-input models) stays in float.
-        self.prologue = tuple(input_prologue(prepped)) if self.settings.ort_rewrites else ()
+        float_input = s.ort_rewrites and "float_maxpool_on_input" not in s.skipped_rewrites
+        self.prologue = tuple(input_prologue(prepped)) if float_input else ()
         self.cache, self.staged = work / "ranges.json", work / "int8.onnx"
 
     def calibrate(self) -> None:

@@ -299,6 +299,25 @@ def test_quantize_applies_the_ort_rewrites_by_default(quantized, model_dir, tmp_
     assert plain.runtime["float_islands"] > result.runtime["float_islands"]
 
 
+def test_skip_rewrites_leaves_out_exactly_the_named_ones_and_records_them(
+    quantized, model_dir, tmp_path
+):
+    from gradgroup.calib.quantize import CalibConfig, quantize
+    from gradgroup.deploy.errors import InputError
+    from gradgroup.deploy.metadata import read_meta
+
+    skip = ("convtranspose_to_subpixel",)
+    result = quantize(
+        model_dir / "tiny.onnx", tmp_path / "skip.int8.onnx",
+        CalibConfig(evaluate=False, skip_rewrites=skip),
+    )  # fmt: skip
+    assert result.runtime["ops"].get("ConvTranspose") == 1  # the output conv stayed transposed
+    quant = read_meta(onnx.load(str(result.path))).extra["quantization"]
+    assert quant["ort_rewrites"] is True and quant["skipped_rewrites"] == list(skip)
+    with pytest.raises(InputError, match="not an ORT rewrite"):
+        CalibConfig(skip_rewrites=("shuffle_to_gather",))
+
+
 def test_segmenter_keeps_the_input_maxpool_float_for_rewritten_models(quantized, tmp_path):
     from gradgroup.deploy.runtime import Segmenter
 
