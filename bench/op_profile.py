@@ -1,4 +1,6 @@
-"""Where an ONNX model's time goes on ONNX Runtime's CPU provider: ORT's profiler, per op.
+"""Where an ONNX model's time goes: ORT's profiler per op on the CPU provider, or OpenVINO's
+per-layer performance counters (``--engine openvino``: OpenVINO's own runtime, ``pip install
+openvino``, the CPU plugin the OpenVINO execution provider runs).
 
 Wall-clock latency on a shared machine moves with the load; the share of each kernel in one run
 and the MACs per second each conv kernel achieves are far steadier, and they say *why* a model
@@ -7,6 +9,7 @@ this prints the kernel time per op type and the slowest nodes, with the conv MAC
 (``out elements x Cin/g x kh x kw``, from the shapes ORT's profiler records) and GMAC/s.
 
     python bench/op_profile.py runs/perf_goals/dg4-light_512x1024.int8.onnx --runs 20
+    python bench/op_profile.py MODEL.onnx --engine openvino --precision bf16
 """
 
 from __future__ import annotations
@@ -138,6 +141,47 @@ def profile_model(
     return OpProfile(str(path), runs, wall, dict(by_op), rows)
 
 
+def openvino_profile(
+    path: str | Path, runs: int = 20, threads: int = 2, precision: str = "f32"
+) -> OpProfile:
+    """Run ``path`` on OpenVINO's CPU plugin with per-layer counters and aggregate them by
+    (layer type, kernel), e.g. ``Convolution jit_avx512_amx_I8`` or ``Eltwise ref``.
+
+    Layers OpenVINO fused into another report no time of their own. MACs are not attributed.
+    """
+    import openvino as ov
+
+    config = {"PERF_COUNT": "YES", "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS":
+              str(threads), "INFERENCE_PRECISION_HINT": precision}  # fmt: skip
+    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    request = compiled.create_infer_request()
+    port = compiled.input(0)
+    rng = np.random.default_rng(0)
+    shape = tuple(port.get_shape())
+    if port.get_element_type() == ov.Type.u8:
+        x = rng.integers(0, 256, shape, dtype=np.uint8)
+    else:
+        x = rng.standard_normal(shape).astype(np.float32)
+    for _ in range(3):
+        request.infer({0: x})
+    wall = []
+    nodes: dict[tuple[str, str], float] = defaultdict(float)
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        request.infer({0: x})
+        wall.append((time.perf_counter() - t0) * 1e3)
+        for info in request.get_profiling_info():
+            if info.status == info.Status.EXECUTED:
+                op = f"{info.node_type} {info.exec_type}"
+                nodes[(info.node_name, op)] += info.real_time.total_seconds() * 1e3 / runs
+    by_op: dict[str, dict[str, float]] = defaultdict(lambda: {"ms": 0.0, "n": 0, "macs": 0})
+    for (_, op), ms in nodes.items():
+        by_op[op]["ms"] += ms
+        by_op[op]["n"] += 1
+    rows = sorted(((n, o, ms, 0) for (n, o), ms in nodes.items()), key=lambda r: -r[2])
+    return OpProfile(str(path), runs, wall, dict(by_op), rows)
+
+
 def format_profile(prof: OpProfile, top: int = 10) -> str:
     """Per-op-type table (ms, share, GMAC/s) and the ``top`` slowest nodes."""
     from gradgroup.deploy.table import format_table
@@ -170,6 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--top", type=int, default=10, help="slowest nodes to list")
     parser.add_argument(
+        "--engine",
+        choices=("cpu", "openvino"),
+        default="cpu",
+        help="cpu: ORT's profiler; openvino: OpenVINO's layer counters",
+    )
+    parser.add_argument("--precision", default="f32", help="OpenVINO's precision hint")
+    parser.add_argument(
         "--config", nargs="*", default=[], metavar="KEY=VALUE",
         help="ORT session config entries, e.g. session.intra_op.allow_spinning=0",
     )  # fmt: skip
@@ -177,7 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     config = dict(kv.split("=", 1) for kv in args.config)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", file=sys.stderr)
     for model in args.models:
-        print(format_profile(profile_model(model, args.runs, args.threads, config), args.top))
+        if args.engine == "openvino":
+            prof = openvino_profile(model, args.runs, args.threads, args.precision)
+        else:
+            prof = profile_model(model, args.runs, args.threads, config)
+        print(format_profile(prof, args.top))
         print()
     return 0
 
