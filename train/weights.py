@@ -110,11 +110,13 @@ def pack(
 
     folder = folder or weights_dir()
     ckpt = load_checkpoint(run / "last.pt")
+    # A run continued from a shipped file adds its training; found before writing, since the
+    # continuation may replace its own start (d-light.pt from d-light.pt).
+    start = _shipped_start(ckpt, folder)
     keep = ("model", "model_args", "classes", "preprocess", "alpha")
     target = save_checkpoint(folder / name, {k: ckpt[k] for k in keep if k in ckpt})
     seconds = sum(r.get("seconds", 0.0) for r in ckpt.get("metrics", []))
     iterations = int(ckpt.get("iteration", 0))
-    start = _shipped_start(ckpt, folder)  # a run continued from a shipped file adds its training
     if start is not None and start.sha256 != sha256(target):  # (not a re-pack of this run)
         iterations += start.iterations
         seconds += 60 * start.train_minutes

@@ -57,6 +57,20 @@ def test_a_run_continued_from_a_shipped_file_records_its_whole_training(packed, 
     assert entry.train_minutes >= first.train_minutes
 
 
+def test_a_continuation_packed_over_its_own_start_still_counts_the_start(packed, tmp_path):
+    folder, first = packed
+    copy = tmp_path / "shipped"
+    copy.mkdir()
+    for name in ("d-light.pt", weights.MANIFEST):
+        (copy / name).write_bytes((folder / name).read_bytes())
+    cfg = TrainConfig(arch="d-light", schedule="dense", size=(32, 64), epochs=1, iters_per_epoch=3,
+                      batch_size=2, workers=0, progress=False, out=str(tmp_path / "run3"),
+                      init=str(copy / "d-light.pt"))  # fmt: skip
+    train(cfg, Blocks(4), Blocks(2, offset=100))
+    entry = weights.pack(tmp_path / "run3", "d-light.pt", ("continued",), "test", copy)
+    assert entry.iterations == first.iterations + 3 and entry.sha256 != first.sha256
+
+
 def test_check_refuses_altered_files(packed, tmp_path):
     folder, _ = packed
     copy = tmp_path / "copy"
