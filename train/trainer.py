@@ -84,11 +84,17 @@ def train(
     """
     check_writable(cfg.out, "--out", folder=True)
     info = setup(cfg.device)
+    # Late in a run Adam's moments and the smallest weights and gradients sink below 1.2e-38;
+    # x86 computes on such denormals ~100x slower, and a d-light step at epoch 7 of 8 took
+    # 2.9-3.4 s instead of 1.0-1.1 s (one thread, Xeon). Flushing them to zero costs nothing.
+    flush = info.device.type == "cpu" and torch.set_flush_denormal(True)
     try:
         # One training per folder: a second one into the same --out would mix the two runs.
         with folder_lock(cfg.out, "training") if info.main else nullcontext():
             return _Run(cfg, info, train_set, val_set).fit()
     finally:
+        if flush:
+            torch.set_flush_denormal(False)
         teardown(info)
 
 
