@@ -210,7 +210,7 @@ def test_pipelines_name_rewrites_of_their_stage_and_target():
         apply_rewrites(_shuffle_model(), ["dequantize_after_movement"], stage="float")
 
 
-def test_denormal_weights_are_flushed_and_nothing_else_changes():
+def test_tiny_weights_are_flushed_and_nothing_else_changes():
     w = RNG.standard_normal((8, 4, 3, 3)).astype(np.float32)
     w.flat[:5] = [1e-40, -3e-39, 1e-33, 0.0, 2e-20]  # two denormals, a tiny normal, 0, kept
     b = np.full(8, 1e-39, np.float32)  # eight more
@@ -219,9 +219,9 @@ def test_denormal_weights_are_flushed_and_nothing_else_changes():
         {"w": w, "b": b}, [1, 4, 6, 6], [1, 8, 6, 6],
     )  # fmt: skip
     x = RNG.standard_normal((1, 4, 6, 6)).astype(np.float32)
-    _assert_exact(model, "flush_denormal_weights", x, expect_changed=11, tol=0)
+    _assert_exact(model, "flush_tiny_weights", x, expect_changed=11, tol=0)
     after = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     assert list(after["w"].flat[:5]) == [0.0, 0.0, 0.0, 0.0, np.float32(2e-20)]
     np.testing.assert_array_equal(after["w"].flat[5:], w.flat[5:])
     assert not after["b"].any()
-    assert apply_rewrites(model, ["flush_denormal_weights"]) == {"flush_denormal_weights": 0}
+    assert apply_rewrites(model, ["flush_tiny_weights"]) == {"flush_tiny_weights": 0}

@@ -108,7 +108,7 @@ def test_opsets(ckpt_factory, tmp_path, opset):
     assert {o.domain: o.version for o in graph.opset_import}[""] == opset
     assert "Resize" in [n.op_type for n in graph.graph.node]
     # the pattern is found at every opset; random weights hold no denormals
-    assert result.rewrites == {"flush_denormal_weights": 0, "shuffle_to_gather": 26}
+    assert result.rewrites == {"flush_tiny_weights": 0, "shuffle_to_gather": 26}
     assert all(c.passed for c in result.checks)
 
 
@@ -152,8 +152,8 @@ def test_shuffle_forms(dg4s_ckpt, dg4s_export, tmp_path):
     r_ops = [n.op_type for n in onnx.load(tmp_path / "r.onnx").graph.node]
     assert g_ops.count("Gather") == 26 and "Transpose" not in g_ops  # 13 blocks x 2 shuffles
     assert "Gather" not in r_ops and r_ops.count("Transpose") == 26
-    assert gather.rewrites == {"flush_denormal_weights": 0, "shuffle_to_gather": 26}
-    assert reshape.rewrites == {"flush_denormal_weights": 0, "gather_to_shuffle": 0}
+    assert gather.rewrites == {"flush_tiny_weights": 0, "shuffle_to_gather": 26}
+    assert reshape.rewrites == {"flush_tiny_weights": 0, "gather_to_shuffle": 0}
     assert (
         ExportConfig().shuffle_form == "gather"
         and ExportConfig(target="tidl").shuffle_form == "reshape"

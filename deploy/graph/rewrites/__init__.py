@@ -7,7 +7,7 @@ its **stage** (``float``: the float graph; ``qdq``: the quantized one) and its *
 (``any``, or the runtime whose kernels or import rules it was written for, in deploy's provider
 words: ``cpu`` for ONNX Runtime's CPU kernels, ``tidl``):
 
-- :mod:`.numeric`: stored numbers, e.g. denormal weights flushed to zero (any runtime);
+- :mod:`.numeric`: stored numbers, e.g. tiny weights flushed to zero (any runtime);
 - :mod:`.shuffle`: the two forms of a channel shuffle, no-op removal (any runtime);
 - :mod:`.tidl`: forms TIDL 11.0 would not accelerate turned into legal, identical ones;
 - :mod:`.ort`: forms that make ONNX Runtime CPU's int8 kernels fast;

@@ -9,12 +9,12 @@ from onnx import numpy_helper
 from ._registry import register
 
 # Run first on every exported float graph.
-NUMERIC_REWRITES = ("flush_denormal_weights",)
+NUMERIC_REWRITES = ("flush_tiny_weights",)
 TINY_WEIGHT = 1e-20  # weights below this are flushed to zero (denormals and near-denormals)
 
 
-@register("flush_denormal_weights", stage="float", target="any")
-def flush_denormal_weights(model: onnx.ModelProto) -> int:
+@register("flush_tiny_weights", stage="float", target="any")
+def flush_tiny_weights(model: onnx.ModelProto) -> int:
     """Set float32 initializer values below :data:`TINY_WEIGHT` (1e-20) to zero.
 
     Weight decay drives unused weights towards zero: a trained ERFNet keeps ~18,000 of them as
@@ -30,8 +30,8 @@ def flush_denormal_weights(model: onnx.ModelProto) -> int:
         if tensor.data_type != onnx.TensorProto.FLOAT:
             continue
         values = numpy_helper.to_array(tensor)
-        denormal = (values != 0) & (np.abs(values) < TINY_WEIGHT)
-        if denormal.any():
-            flushed += int(denormal.sum())
-            tensor.CopyFrom(numpy_helper.from_array(np.where(denormal, 0, values), tensor.name))
+        tiny = (values != 0) & (np.abs(values) < TINY_WEIGHT)
+        if tiny.any():
+            flushed += int(tiny.sum())
+            tensor.CopyFrom(numpy_helper.from_array(np.where(tiny, 0, values), tensor.name))
     return flushed
