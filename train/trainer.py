@@ -394,7 +394,10 @@ class _Run:
         dev = info.device
         images = images.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
         labels = labels.to(dev, non_blocking=True)
-        bn_stats = self.guard.snapshot(self.model)
+        # fp16's GradScaler skips overflowing steps itself; bf16 and fp32 need the guard, which
+        # undoes a skipped step's BatchNorm updates from this snapshot.
+        guarded = not self.scaler.is_enabled()
+        bn_stats = self.guard.snapshot(self.model) if guarded else []
         with autocast(dev, cfg.amp):
             logits = self.net(images)
         if it < plan.encoder_iters:  # encoder stage: labels at the encoder's 1/8 resolution
@@ -403,8 +406,8 @@ class _Run:
         loss = weighted_ce(logits, labels, self.weights)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        # fp16's GradScaler skips overflowing steps itself; bf16 and fp32 need the guard.
-        if self.scaler.is_enabled() or self.guard.finite(self.trained_params()):
+        stepped = not guarded or self.guard.finite(self.trained_params())
+        if stepped:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
@@ -423,7 +426,7 @@ class _Run:
         self.scheduler.step()
         value = float(loss.detach())
         st.iteration += 1
-        if self.guard.in_a_row == 0:
+        if stepped:
             st.loss_sum += value
             st.loss_n += 1
         return value
