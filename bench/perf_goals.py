@@ -448,7 +448,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             models[(arch, text, "fp32")], models[(arch, text, "int8")] = made["fp32"], made["int8"]
             if size == sizes[0]:
-                agree[arch] = agreement(made["fp32"], made["int8"], args.scenes, args.threads)
+                if arch not in trained_archs:  # trained ones: at their training size, below
+                    agree[arch] = agreement(made["fp32"], made["int8"], args.scenes, args.threads)
                 if not args.no_tidl:
                     tidl[arch] = tidl_ok(arch, size, args.out, ckpt)
     cache = args.out / f"accuracy_{args.eval_scenes}.json"  # scored once: it needs no quiet
