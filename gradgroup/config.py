@@ -15,8 +15,8 @@ from gradgroup.deploy.preprocess import check_model_size
 STAGES = ("train", "export", "calib", "bench", "demo", "report")
 EPOCHS = 6  # validation points per training run; the last one fine-tunes at alpha = 0
 VAL_IMAGES = 48  # validation during training (choosing best.pt)
-# Share of a model's budget spent in training steps; the rest is data, validation and checkpoints
-# (measured in `make run`: 0.75 left dg4-light at 78 % of its budget, ERFNet at 90 %).
+# Share of a model's budget the first plan gives training steps; the rest is data, validation and
+# checkpoints. Only a first guess: the trainer re-sizes the epochs after each one (fit_minutes).
 TRAIN_SHARE = 0.85
 HELD_OUT = 200  # validation scenes the exported models are scored on, fp32 and int8 alike
 

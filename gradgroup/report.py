@@ -140,7 +140,7 @@ def build_report(cfg: PipelineConfig, out: Path, results: Results) -> ReportFile
                 "schedule",
                 "start",
                 "iterations",
-                "s/iteration",
+                "planned s/it",
                 "minutes",
                 "final alpha",
                 "best mIoU %",

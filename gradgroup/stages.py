@@ -49,9 +49,7 @@ def seconds_per_iteration(
     ``form``; a gradual model starts from ``init`` as the trainer does (layers the start holds
     grouped are grouped convs)."""
     import torch
-    import torch.nn.functional as F
 
-    from gradgroup.train.evaluate import autocast
     from gradgroup.train.models import create_model
 
     device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
@@ -71,26 +69,42 @@ def seconds_per_iteration(
     x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 19, (cfg.batch_size, *cfg.size), device=device)
     times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        with autocast(device, True):
-            logits = model(x)
-        loss = F.cross_entropy(logits.float(), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
+    flush = device.type == "cpu" and torch.set_flush_denormal(True)  # as the trainer does
+    try:
+        for _ in range(3):
+            times.append(_timed_step(model, opt, x, y, device))
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
     return min(times[1:])
+
+
+def _timed_step(model, opt, x, y, device) -> float:
+    import torch
+    import torch.nn.functional as F
+
+    from gradgroup.train.evaluate import autocast
+
+    t0 = time.perf_counter()
+    with autocast(device, True):
+        logits = model(x)
+    loss = F.cross_entropy(logits.float(), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
 
 
 def train_models(cfg: PipelineConfig, out: Path, results: Results, progress: bool) -> TrainStage:
     """Train the efficient model (gradual grouping) and the baseline, each within the budget.
 
     The paper's recipe by default: both start from the project's scene-pretrained weights (the
-    efficient model from its dense start). Each run's plan (iterations per epoch, from a measured
-    step) is decided once and kept in ``plan.json``, so the same command resumes it.
+    efficient model from its dense start). Each run's first plan (iterations per epoch, from a
+    measured step) is decided once and kept in ``plan.json``, so the same command resumes it; the
+    trainer then fits the run into the budget (``fit_minutes``), re-sizing the epochs still to
+    come from the measured cost of each one.
     """
     from gradgroup.train.trainer import TrainConfig, train
 
@@ -115,6 +129,7 @@ def train_models(cfg: PipelineConfig, out: Path, results: Results, progress: boo
             schedule=schedule, finetune_epochs=finetune, init=init, device=cfg.device,
             out=str(folder), resume=(folder / "last.pt").is_file(), seed=cfg.seed,
             val_length=VAL_IMAGES, val_limit=VAL_IMAGES, progress=progress, workers=0,
+            fit_minutes=cfg.budget_min,
         )  # fmt: skip
         result = train(tcfg)
         if result.status == "interrupted":
@@ -160,11 +175,11 @@ def _plan(
     init: str | None = None,
     finetune: int = 1,
 ) -> dict[str, Any]:
-    """``folder/plan.json``: iterations per epoch sized from measured steps, decided once.
+    """``folder/plan.json``: the first epochs' length, sized from measured steps, decided once.
 
     A gradual run's decay epochs take a step of the gradual form and its fine-tune epochs one of
-    the grouped form (3-4x cheaper for dg4-light); both are measured, so the budget buys the
-    iterations it can. ``step`` is their mean over the run.
+    the grouped form; both are measured and ``step`` is their mean over the run. A first guess:
+    the trainer re-sizes the epochs after each one from what it really cost.
     """
     path = folder / "plan.json"
     if path.is_file():

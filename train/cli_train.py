@@ -96,6 +96,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--seed", type=int, default=d.seed, help="seed of weights, data order and augmentation")
     a("--max-minutes", type=float, default=d.max_minutes,
       help="stop cleanly (checkpointed) after this (default: no time limit)")  # fmt: skip
+    a("--fit-minutes", type=float, default=d.fit_minutes,
+      help="fit the whole run into about this many minutes: after each epoch the epochs still "
+      "to come are re-sized from its measured cost (lr and alpha stay continuous, every epoch "
+      "runs); default: --iters-per-epoch as given")  # fmt: skip
     a("--train-length", type=_optional_int, default=d.train_length,
       help="synthetic train scenes (default 2000) / cap on files")  # fmt: skip
     a("--val-length", type=_optional_int, default=d.val_length,

@@ -9,6 +9,7 @@ each piece can be tested on its own.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 from dataclasses import asdict, dataclass
 
@@ -19,7 +20,7 @@ from torch import nn
 from gradgroup.deploy.errors import InputError
 
 from .grouping import LAYER_ALPHA, convert_to_grouped, gradual_layers
-from .schedules import AlphaSchedule
+from .schedules import AlphaSchedule, blend
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ RESUMABLE_CHANGES = frozenset(
     {
         "epochs",
         "max_minutes",
+        "fit_minutes",
         "workers",
         "threads",
         "device",
@@ -87,6 +89,9 @@ class TrainConfig:
     resume: bool = False
     seed: int = 0
     max_minutes: float | None = None  # stop cleanly (checkpointed) after this long
+    # Re-size the epochs still to come after each one (from its measured cost) so the whole run
+    # takes about this long; every epoch still runs, so the schedules finish.
+    fit_minutes: float | None = None
     train_length: int | None = None  # synthetic scenes / cap on files (None: dataset default)
     val_length: int | None = None
     val_limit: int | None = None  # evaluate on at most this many validation images
@@ -129,8 +134,9 @@ class TrainConfig:
             raise InputError(f"lr={self.lr} must be positive")
         if not 0 < self.start_lr_scale <= 1:
             raise InputError(f"start_lr_scale={self.start_lr_scale} must be in (0, 1]")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise InputError(f"max_minutes={self.max_minutes} must be positive")
+        for name in ("max_minutes", "fit_minutes"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise InputError(f"{name}={getattr(self, name)} must be positive")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -170,14 +176,17 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class Plan:
-    """A run in iterations: epoch length, stages, and lr and alpha as functions of the iteration."""
+    """A run in iterations: epoch lengths, stages, and lr and alpha as functions of the iteration.
 
-    ipe: int  # iterations per epoch
-    encoder_iters: int  # encoder-first stage
-    total_iters: int
-    decay_iters: int  # main-stage iterations before fine-tuning (gradual only)
-    alpha_span: int  # iterations alpha takes from start to end
-    epochs: int  # all epochs, encoder stage included
+    lr and alpha are functions of progress counted in epochs (epoch index + fraction of it done),
+    so re-sizing the epochs still to come (:meth:`resized`, a run fitting a time budget) keeps
+    both continuous; with equal epochs this is the same as counting iterations.
+    """
+
+    epoch_iters: tuple[int, ...]  # iterations of each epoch, encoder stage first
+    encoder_epochs: int  # encoder-first stage
+    decay_epochs: int  # main-stage epochs before fine-tuning (gradual only)
+    alpha_span: float  # epochs alpha takes from start to end
     schedule: str
     alpha_shape: str
     alpha_start: float
@@ -187,46 +196,80 @@ class Plan:
     @classmethod
     def build(cls, cfg: TrainConfig, ipe: int) -> Plan:
         """The plan of ``cfg`` with ``ipe`` iterations per epoch."""
-        enc = cfg.encoder_epochs * ipe
-        decay = (cfg.epochs - cfg.finetune_epochs) * ipe if cfg.schedule == "gradual" else 0
-        span = max(1, round(cfg.alpha_span * decay) if cfg.alpha_span <= 1 else int(cfg.alpha_span))
+        decay = cfg.epochs - cfg.finetune_epochs if cfg.schedule == "gradual" else 0
+        span = cfg.alpha_span * decay if cfg.alpha_span <= 1 else cfg.alpha_span / ipe
+        span = max(span, 1 / ipe)  # at least one iteration
         if cfg.schedule == "gradual" and span > decay:
             log.warning(
                 "alpha span %d exceeds the %d decay iterations: fine-tuning starts dense",
-                span,
-                decay,
+                round(span * ipe),
+                decay * ipe,
             )
         if cfg.schedule == "gradual" and cfg.alpha_end > 0:
             log.warning(
                 "alpha ends at %g > 0: the layers stay dense-with-mask and never become grouped",
                 cfg.alpha_end,
             )
-        plan = cls(
-            ipe, enc, enc + cfg.epochs * ipe, decay, span, cfg.encoder_epochs + cfg.epochs,
+        AlphaSchedule(cfg.alpha_shape, 1, 0, cfg.alpha_start, cfg.alpha_end)  # validates them
+        return cls(
+            (ipe,) * (cfg.encoder_epochs + cfg.epochs), cfg.encoder_epochs, decay, span,
             cfg.schedule, cfg.alpha_shape, cfg.alpha_start, cfg.alpha_end, cfg.poly_power,
         )  # fmt: skip
-        plan.schedule_fn()  # validates shape, start and end up front
-        return plan
 
-    def schedule_fn(self) -> AlphaSchedule:
-        """alpha over iterations; the decay begins with the main stage."""
-        return AlphaSchedule(
-            self.alpha_shape, self.alpha_span, self.encoder_iters, self.alpha_start, self.alpha_end
-        )
+    def resized(self, first: int, iters: int | list[int]) -> Plan:
+        """The plan with epochs ``first``.. re-sized to ``iters`` iterations each (or to the
+        given lengths); earlier epochs keep theirs."""
+        rest = self.epochs - first
+        lengths = [iters] * rest if isinstance(iters, int) else list(iters)[:rest]
+        lengths += [self.epoch_iters[-1]] * (rest - len(lengths))
+        return dataclasses.replace(self, epoch_iters=(*self.epoch_iters[:first], *lengths))
+
+    @property
+    def epochs(self) -> int:  # all epochs, encoder stage included
+        return len(self.epoch_iters)
+
+    @property
+    def total_iters(self) -> int:
+        return self.epoch_start(self.epochs)
+
+    @property
+    def encoder_iters(self) -> int:
+        return self.epoch_start(self.encoder_epochs)
+
+    @property
+    def decay_iters(self) -> int:  # main-stage iterations before fine-tuning
+        return self.epoch_start(self.encoder_epochs + self.decay_epochs) - self.encoder_iters
+
+    def epoch_start(self, epoch: int) -> int:
+        """The iteration epoch ``epoch`` (0-based) starts at (``epochs``: the end of the run)."""
+        return sum(self.epoch_iters[:epoch])
+
+    def epoch_of(self, it: int) -> int:
+        """The epoch iteration ``it`` belongs to (``epochs`` once the run is over)."""
+        ends = itertools.accumulate(self.epoch_iters)
+        return next((e for e, end in enumerate(ends) if it < end), self.epochs)
+
+    def progress(self, it: int) -> float:
+        """Epochs done before iteration ``it``, fractions included."""
+        e = self.epoch_of(it)
+        if e == self.epochs:
+            return float(e)
+        return e + (it - self.epoch_start(e)) / self.epoch_iters[e]
 
     def lr_factor(self, it: int) -> float:
         """Poly decay (1 - t)^power, restarted for the main stage as ERFNet does."""
-        if it < self.encoder_iters:
-            t = it / self.encoder_iters
-        else:
-            t = (it - self.encoder_iters) / max(1, self.total_iters - self.encoder_iters)
+        p, enc = self.progress(it), self.encoder_epochs
+        t = p / enc if p < enc else (p - enc) / max(1, self.epochs - enc)
         return (1.0 - min(t, 1.0)) ** self.poly_power
 
     def alpha(self, it: int) -> float:
         """alpha for iteration ``it``: held at start in the encoder stage, then the schedule."""
         if self.schedule != "gradual":
             return 1.0 if self.schedule == "dense" else 0.0
-        return self.schedule_fn()(it) if it >= self.encoder_iters else self.alpha_start
+        p = self.progress(it) - self.encoder_epochs
+        if p < 0:
+            return self.alpha_start
+        return blend(self.alpha_shape, p / self.alpha_span, self.alpha_start, self.alpha_end)
 
 
 @dataclass
@@ -240,6 +283,7 @@ class RunState:
     loss_sum: float = 0.0  # of the current epoch, so a mid-epoch resume reports the whole epoch
     loss_n: int = 0
     seconds: float = 0.0
+    wall: float = 0.0  # wall seconds of the run up to the last checkpoint (setup, validation too)
     lr: float = 0.0
     pending_epoch_end: list | None = None  # [epoch, partial] whose validation was interrupted
 

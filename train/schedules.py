@@ -80,6 +80,11 @@ class AlphaSchedule:
 
 def alpha_at(schedule: AlphaSchedule, iteration: int) -> float:
     """Alpha at ``iteration`` (0-based) under ``schedule``."""
-    t = min(max((iteration - schedule.begin) / schedule.span, 0.0), 1.0)
-    factor = SCHEDULES[schedule.shape](t)
-    return schedule.end + (schedule.start - schedule.end) * factor
+    t = (iteration - schedule.begin) / schedule.span
+    return blend(schedule.shape, t, schedule.start, schedule.end)
+
+
+def blend(shape: str, t: float, start: float, end: float) -> float:
+    """Alpha at progress ``t`` through the span (clipped to [0, 1]) of schedule ``shape``."""
+    t = min(max(t, 0.0), 1.0)
+    return end + (start - end) * SCHEDULES[shape](1.0 if t > 1.0 - 1e-12 else t)

@@ -186,7 +186,10 @@ class _Run:
         self.optimizer = torch.optim.Adam(
             self.param_groups(ckpt), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
         )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.plan.lr_factor)
+        # through self.plan: a run fitting a time budget replaces the plan between epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda it: self.plan.lr_factor(it)
+        )
         fp16 = dev.type == "cuda" and cfg.amp and not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
         self.state = RunState()
@@ -195,6 +198,8 @@ class _Run:
             self.scheduler.load_state_dict(ckpt["scheduler"])
             self.scaler.load_state_dict(ckpt["scaler"])
             self.state = RunState.from_dict(ckpt["run"])
+            if "epoch_iters" in ckpt:  # as re-sized to fit the time budget so far
+                self.plan = self.plan.resized(0, ckpt["epoch_iters"])
             self.weights = ckpt["class_weights"].to(dev)
             set_rng_states(ckpt["rng"])
         else:
@@ -204,6 +209,7 @@ class _Run:
             self.weights = weights.to(dev)
             log.info("class weights from %d label maps: %s", used,
                      " ".join(f"{w:.2f}" for w in weights.tolist()))  # fmt: skip
+        self.wall_before = self.state.wall
         self.wrap()
 
     def param_groups(self, ckpt: dict | None) -> list[dict]:
@@ -247,8 +253,10 @@ class _Run:
         from .checkpoint import model_state, save_checkpoint
 
         state = model_state(self.model, self.cfg.arch, self.classes, self.spec, self.data_spec)
+        self.state.wall = self.elapsed()
         state.update(
-            epoch=self.state.iteration // self.plan.ipe,
+            epoch=self.plan.epoch_of(self.state.iteration),
+            epoch_iters=list(self.plan.epoch_iters),
             iteration=self.state.iteration,
             optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict(),
@@ -329,20 +337,23 @@ class _Run:
                 self.out,
             )
         barrier(info)
-        return self._result(status, time.perf_counter() - self.start)
+        return self._result(status, self.elapsed())
 
     def run(self, stop: threading.Event, deadline: float | None) -> str:
         """Iterate epoch by epoch until done, out of time or interrupted; returns the status."""
         from tqdm import tqdm
 
-        cfg, info, plan, st = self.cfg, self.info, self.plan, self.state
-        bar = tqdm(total=plan.total_iters, initial=st.iteration, unit="it", dynamic_ncols=True,
-                   disable=not (info.main and cfg.progress))  # fmt: skip
+        cfg, info, st = self.cfg, self.info, self.state
+        bar = tqdm(total=self.plan.total_iters, initial=st.iteration, unit="it",
+                   dynamic_ncols=True, disable=not (info.main and cfg.progress))  # fmt: skip
+        self.bar = bar  # fit_budget updates its total
         status = None
         if st.pending_epoch_end is not None and not self.end_epoch(*st.pending_epoch_end):
             status = "interrupted"  # stopped again during the validation it owed
-        while st.iteration < plan.total_iters and status is None:
-            epoch, end = st.iteration // plan.ipe, (st.iteration // plan.ipe + 1) * plan.ipe
+        while st.iteration < self.plan.total_iters and status is None:
+            plan = self.plan  # re-sized between epochs when fitting a time budget
+            epoch = plan.epoch_of(st.iteration)
+            end = plan.epoch_start(epoch + 1)
             if (st.iteration < plan.encoder_iters) != isinstance(_unwrap(self.net), EncoderNet):
                 self.wrap()  # the encoder stage is over
             bar.set_description(f"epoch {epoch + 1}/{plan.epochs}")
@@ -431,6 +442,37 @@ class _Run:
             st.loss_n += 1
         return value
 
+    def elapsed(self) -> float:
+        """Wall seconds of the run so far, earlier processes (before a resume) included."""
+        return self.wall_before + time.perf_counter() - self.start
+
+    def fit_budget(self, epoch: int, step_seconds: float, end_seconds: float) -> None:
+        """With ``fit_minutes``: re-size the epochs after ``epoch`` so the run ends on time,
+        from what the epoch just done cost (seconds per iteration, data included, and its epoch
+        end). The schedules are functions of epochs done, so lr and alpha stay continuous; the
+        run keeps every epoch (at least one iteration each), so alpha still reaches its end."""
+        cfg, plan = self.cfg, self.plan
+        left = plan.epochs - epoch - 1
+        if cfg.fit_minutes is None or left <= 0:
+            return
+        remaining = cfg.fit_minutes * 60 - self.elapsed()
+        ipe = max(1, int((remaining / left - end_seconds) / max(step_seconds, 1e-9)))
+        if self.info.ddp:  # every rank the same plan: the most cautious one
+            value = torch.tensor([ipe], device=self.info.device)
+            torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MIN)
+            ipe = int(value)
+        if ipe == plan.epoch_iters[epoch + 1]:
+            return
+        log.info(
+            "fitting %.1f min: %d epochs left at %d iterations each (was %d; %.2f s/iteration, "
+            "%.1f s per epoch end measured)", cfg.fit_minutes, left, ipe,
+            plan.epoch_iters[epoch + 1], step_seconds, end_seconds,
+        )  # fmt: skip
+        self.plan = plan.resized(epoch + 1, ipe)
+        if getattr(self, "bar", None) is not None:
+            self.bar.total = self.plan.total_iters
+            self.bar.refresh()
+
     def trained_params(self) -> list[nn.Parameter]:
         return [p for group in self.optimizer.param_groups for p in group["params"]]
 
@@ -462,6 +504,7 @@ class _Run:
         return True
 
     def _end_epoch(self, epoch: int, partial: bool) -> None:
+        t0 = time.perf_counter()
         cfg, info, plan, st = self.cfg, self.info, self.plan, self.state
         broadcast_buffers(self.model, info)  # BN statistics differ per rank; rank 0's are kept
         totals = all_reduce_sum(
@@ -475,7 +518,8 @@ class _Run:
             set_alpha(self.model, 0.0)
             self.convert()
             converted = self.validate()
-        done = st.iteration - epoch * plan.ipe
+        done = st.iteration - plan.epoch_start(epoch)
+        loop_seconds = st.seconds
         row = {
             "epoch": epoch + 1, "iteration": st.iteration,
             "stage": "main" if main_stage else "encoder",
@@ -504,6 +548,8 @@ class _Run:
         )
         if improved:
             st.best_miou = metrics.miou
+        if not partial:
+            self.fit_budget(epoch, loop_seconds / max(done, 1), time.perf_counter() - t0)
         if not info.main:
             return
         _rewrite_metrics(self.out / "metrics.jsonl", st.history)
@@ -572,7 +618,7 @@ class _Run:
         return TrainResult(
             out=str(self.out), last=str(self.out / "last.pt"),
             best=str(best) if best.is_file() else None, arch=self.cfg.arch,
-            schedule=self.cfg.schedule, epochs=self.state.iteration // self.plan.ipe,
+            schedule=self.cfg.schedule, epochs=self.plan.epoch_of(self.state.iteration),
             iterations=self.state.iteration, alpha=self.state.alpha,
             converted=Form(self.model.form) is Form.GRADUAL and not gradual_layers(self.model)
             and self.cfg.schedule == "gradual",

@@ -314,6 +314,43 @@ def test_time_budget_stops_cleanly_with_a_checkpoint(tmp_path):
     assert scratch.status == "budget" and (tmp_path / "scratch" / "best.pt").is_file()
 
 
+def test_fit_minutes_shrinks_the_epochs_to_come_and_still_ends_grouped(tmp_path):
+    # No time at all: after the first epoch every epoch gets one iteration, the schedule ends.
+    result = run(tiny(tmp_path, epochs=3, finetune_epochs=1, fit_minutes=1e-6))
+    assert result.status == "done" and result.converted and result.alpha == 0.0
+    assert result.iterations == 5 and result.epochs == 3
+    assert load_checkpoint(tmp_path / "last.pt")["epoch_iters"] == [3, 1, 1]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [3, 4, 5]
+    # (alpha of each epoch's last step: 2/3 of epoch 1 of 2 decay epochs, then 1/1 of epoch 2)
+    assert [r["alpha"] for r in rows] == pytest.approx([2 / 3, 0.5, 0.0])
+    assert "converted_miou" in rows[1]
+
+
+def test_a_resumed_run_keeps_its_fitted_epochs(tmp_path, monkeypatch):
+    cfg = dict(epochs=3, finetune_epochs=1, fit_minutes=1e-6)
+    ref = run(tiny(tmp_path / "ref", **cfg))
+    original = SegDataset.__getitem__
+
+    def getitem(self, item):  # stop in the one iteration of the re-sized second epoch
+        if isinstance(item, tuple) and item[1] == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, item)
+
+    monkeypatch.setattr(SegDataset, "__getitem__", getitem)
+    assert run(tiny(tmp_path / "cut", **cfg)).status == "interrupted"
+    monkeypatch.setattr(SegDataset, "__getitem__", original)
+    # Re-planned from [3, 3, 3] the run would still be at alpha 1/3 here and never convert.
+    again = run(tiny(tmp_path / "cut", resume=True, **cfg))
+    assert (again.iterations, again.converted) == (ref.iterations, ref.converted) == (5, True)
+    a, b = (
+        load_checkpoint(tmp_path / "ref" / "last.pt"),
+        load_checkpoint(tmp_path / "cut" / "last.pt"),
+    )
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+
+
 def test_encoder_first_stage(tmp_path):
     result = run(tiny(tmp_path, encoder_epochs=1, epochs=2, iters_per_epoch=2))
     rows = load_checkpoint(tmp_path / "last.pt")["metrics"]
@@ -347,16 +384,30 @@ def test_a_folder_another_training_holds_is_refused_and_the_lock_is_released(tmp
 
 def test_plan_spans_and_bad_configs():
     plan = Plan.build(TrainConfig(epochs=10, finetune_epochs=2, alpha_span=0.5), ipe=100)
-    assert (plan.decay_iters, plan.alpha_span, plan.total_iters) == (800, 400, 1000)
+    assert (plan.decay_iters, plan.alpha_span, plan.total_iters) == (800, 4.0, 1000)  # span: epochs
     assert plan.alpha(0) == 1.0 and plan.alpha(200) == pytest.approx(0.5) and plan.alpha(400) == 0.0
     assert plan.lr_factor(0) == 1.0 and plan.lr_factor(1000) == 0.0
-    assert Plan.build(TrainConfig(alpha_span=250), ipe=100).alpha_span == 250
+    assert Plan.build(TrainConfig(alpha_span=250), ipe=100).alpha_span == 2.5
     with pytest.raises(InputError, match="no|none"):
         TrainConfig(epochs=2, finetune_epochs=2)
     with pytest.raises(InputError, match="multiples of 8"):
         TrainConfig(size=(30, 64))
     with pytest.raises(InputError, match="did you mean 'cosine'"):
         Plan.build(TrainConfig(alpha_shape="cosin"), ipe=10)
+
+
+def test_a_resized_plan_keeps_lr_and_alpha_continuous():
+    plan = Plan.build(TrainConfig(epochs=6, finetune_epochs=3), ipe=10)
+    short = plan.resized(1, 4)
+    assert short.epoch_iters == (10, 4, 4, 4, 4, 4) and short.total_iters == 30
+    assert (short.alpha(10), short.lr_factor(10)) == (plan.alpha(10), plan.lr_factor(10))
+    assert short.alpha(12) == pytest.approx(0.5) == (plan.alpha(10) + plan.alpha(20)) / 2
+    assert short.decay_iters == 18 and short.alpha(17) > 0 and short.alpha(18) == 0.0
+    assert all(short.alpha(i) >= short.alpha(i + 1) for i in range(30))
+    assert all(short.lr_factor(i) > short.lr_factor(i + 1) for i in range(30))
+    assert short.lr_factor(30) == 0.0
+    assert (short.epoch_of(13), short.epoch_of(14), short.epoch_of(30)) == (1, 2, 6)
+    assert plan.resized(2, [7, 8]).epoch_iters == (10, 10, 7, 8, 10, 10)
 
 
 def test_gradual_layers_exist_in_the_trained_form():
