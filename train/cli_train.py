@@ -27,6 +27,7 @@ EXAMPLES = """examples:
   gradgroup train --arch dg4 --schedule scratch --out runs/dg4-scratch
   gradgroup train --arch erfnet --data cityscapes:~/cityscapes --size 512x1024 --out runs/erf
   gradgroup train --out runs/dg4 --resume                          # continue after Ctrl-C
+  gradgroup train --arch dg4-light --init weights/d-light.pt --fit-minutes 30 --out runs/dg4-30
   gradgroup train --config runs/dg4/run.json --out runs/dg4-again  # repeat a run's settings
   gradgroup train --config recipe.yaml --lr 1e-3 --print-config    # file + flags, resolved
   torchrun --nproc_per_node 4 -m gradgroup train --arch dg4 --out runs/ddp   # multi-GPU
