@@ -113,6 +113,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="ORT rewrites to leave out, e.g. depth_to_space_as_transposes (default: none)",
     )
     q.add_argument(
+        "--equalize",
+        action=argparse.BooleanOptionalAction,
+        default=d.equalize,
+        help="rescale conv-relu-conv channels from the calibration frames so every ReLU output "
+        "uses the 8-bit range evenly (exact in float; default: on with per-channel weights)",
+    )
+    q.add_argument(
         "--reduce-range",
         action=argparse.BooleanOptionalAction,
         default=d.reduce_range,

@@ -95,6 +95,9 @@ class CalibConfig:
         skip_rewrites: names of ``ort_rewrites`` to leave out (measured per provider: what helps
             MLAS may not help another engine); ``float_maxpool_on_input`` includes keeping the
             input normalization in float.
+        equalize: rescale the channels of conv-relu-conv chains from the calibration frames so
+            each ReLU output uses the 8-bit range evenly (calib/equalize.py; exact in float);
+            None = on with per-channel weights (per-tensor weights would pay for it).
     """
 
     set_path: str | None = None
@@ -117,6 +120,7 @@ class CalibConfig:
     sqnr_frames: int = 4
     ort_rewrites: bool | None = None
     skip_rewrites: tuple[str, ...] = ()
+    equalize: bool | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -168,6 +172,7 @@ class CalibConfig:
             op_types=self.op_types,
             ort_rewrites=not pow2 if self.ort_rewrites is None else self.ort_rewrites,
             skipped_rewrites=tuple(self.skip_rewrites),
+            equalized=(self.per_channel and not pow2) if self.equalize is None else self.equalize,
         )
 
 
@@ -189,6 +194,7 @@ class QuantSettings:
     op_types: tuple[str, ...] | None  # None: every type ORT's QDQ quantizer knows
     ort_rewrites: bool
     skipped_rewrites: tuple[str, ...] = ()  # of the ORT rewrites, those left out
+    equalized: bool = False  # activation equalization (calib/equalize.py) before calibration
     symmetric_weights: bool = True
     format: str = "QDQ"
 
@@ -438,6 +444,11 @@ class _Quantization:
         self.reader = CalibSetReader(
             self.calib, self.input_name, self.meta.input_dtype, self.cfg.calib_frames
         )
+        if s.equalized:
+            from .equalize import equalize_file
+
+            equalize_file(self.prepared, iter(self.reader.get_next, None))
+            self.reader.rewind()
         # With ORT's rewrites the input normalization (uint8-input models) stays in float.
         float_input = s.ort_rewrites and "float_maxpool_on_input" not in s.skipped_rewrites
         self.prologue = tuple(input_prologue(prepped)) if float_input else ()

@@ -464,8 +464,8 @@ class _Run:
         if ipe == plan.epoch_iters[epoch + 1]:
             return
         log.info(
-            "fitting %.1f min: %d epochs left at %d iterations each (was %d; %.2f s/iteration, "
-            "%.1f s per epoch end measured)", cfg.fit_minutes, left, ipe,
+            "fitting %.1f min: %d epoch%s left at %d iterations (was %d; %.2f s/iteration, "
+            "%.1f s per epoch end measured)", cfg.fit_minutes, left, "s" if left > 1 else "", ipe,
             plan.epoch_iters[epoch + 1], step_seconds, end_seconds,
         )  # fmt: skip
         self.plan = plan.resized(epoch + 1, ipe)
