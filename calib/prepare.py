@@ -1,7 +1,8 @@
 """Before quantizing: refuse what cannot be quantized, and rewrite the float graph for ORT.
 
 ``load_float_model`` checks the file (readable, valid, a segmenter, not already quantized),
-``check_selection`` the ``--op-types`` and ``--exclude`` choices; ``prepare`` folds
+``check_selection`` the ``--op-types`` and ``--exclude`` choices (``excluded_nodes`` maps the
+latter onto the rewritten graph); ``prepare`` folds
 BatchNormalization ONNX Runtime cannot fold, runs ORT's ``quant_pre_process`` and turns what BN
 is left into a quantizable 1x1 depthwise Conv, so the int8 graph has no float islands ORT must
 leave between integer kernels.
@@ -82,6 +83,27 @@ def check_selection(
             f"--exclude {unknown[0]}{more}: no node of that name in the model"
             + _close(unknown[0], names)
         )
+
+
+def excluded_nodes(graph, exclude: Iterable[str]) -> tuple[str, ...]:
+    """``--exclude`` as node names of the prepared ``graph``: a node a rewrite replaced (e.g. a
+    ConvTranspose made sub-pixel) stands for the nodes made from it, named ``<name>_...``;
+    InputError for one that left nothing behind (the names are checked by ``check_selection``)."""
+    names = [n.name for n in graph.node]
+    present = set(names)
+    found: list[str] = []
+    for name in exclude:
+        made = [name] if name in present else [n for n in names if n.startswith(f"{name}_")]
+        if not made:
+            raise InputError(
+                f"--exclude {name}: the ORT rewrites removed that node and made none from it; "
+                "pass --no-ort-rewrites to quantize the graph as exported"
+            )
+        if name not in present:
+            log.info("--exclude %s: a rewrite replaced it; keeping %s in float", name,
+                     ", ".join(made))  # fmt: skip
+        found += made
+    return tuple(dict.fromkeys(found))
 
 
 def _close(name: str, choices: Iterable[str]) -> str:

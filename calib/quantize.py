@@ -431,7 +431,7 @@ class _Quantization:
 
         from gradgroup.deploy.graph.rewrites.ort import input_prologue
 
-        from .prepare import check_selection, prepare
+        from .prepare import check_selection, excluded_nodes, prepare
         from .reader import CalibSetReader, resolve_calibset
 
         self.work = work
@@ -439,6 +439,7 @@ class _Quantization:
         self.prepared = prepare(self.model, work, s.ort_rewrites, s.skipped_rewrites)
         prepped = onnx.load(str(self.prepared))
         check_selection([self.before, prepped.graph], self.cfg.op_types, self.exclude)
+        self.exclude = excluded_nodes(prepped.graph, self.exclude)
         self.calib, self.source = resolve_calibset(self.model_path, self.meta, self.cfg.set_path)
         self.input_name = self.model.graph.input[0].name
         self.reader = CalibSetReader(

@@ -225,3 +225,23 @@ def test_bad_eval_data_fails_before_quantizing(model_dir, tmp_path):
     with pytest.raises(InputError, match="nowhere"):
         quantize(model_dir / "tiny.onnx", out, CalibConfig(eval_data=f"folder:{tmp_path}/nowhere"))
     assert not list(tmp_path.iterdir())
+
+
+def test_excluding_a_node_a_rewrite_replaced_keeps_what_it_became_in_float(model_dir, tmp_path):
+    from gradgroup.calib.prepare import excluded_nodes
+
+    name = next(n.name for n in onnx.load(str(model_dir / "tiny.onnx")).graph.node
+                if n.op_type == "ConvTranspose")  # fmt: skip
+    out = tmp_path / "tiny.int8.onnx"
+    result = quantize(model_dir / "tiny.onnx", out, CalibConfig(nodes_to_exclude=(name,),
+                                                                evaluate=False))  # fmt: skip
+    assert f"{name}_subpixel" in result.float_nodes and name not in result.float_nodes
+    conv = next(n for n in onnx.load(str(out)).graph.node if n.name == f"{name}_subpixel")
+    weights = {i.name for i in onnx.load(str(out)).graph.initializer}
+    assert conv.input[1] in weights  # a float weight, no DequantizeLinear in front of it
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Relu", ["x"], ["y"], name="kept")], "g", [], []
+    )
+    with pytest.raises(InputError, match="removed that node"):
+        excluded_nodes(graph, ["gone"])
+    assert excluded_nodes(graph, ["kept", "kept"]) == ("kept",)
