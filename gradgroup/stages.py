@@ -50,6 +50,7 @@ def seconds_per_iteration(
     grouped are grouped convs)."""
     import torch
 
+    from gradgroup.train.evaluate import denormals_flushed
     from gradgroup.train.models import create_model
 
     device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
@@ -68,14 +69,8 @@ def seconds_per_iteration(
     x = torch.randn(cfg.batch_size, 3, *cfg.size, device=device)
     x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 19, (cfg.batch_size, *cfg.size), device=device)
-    times = []
-    flush = device.type == "cpu" and torch.set_flush_denormal(True)  # as the trainer does
-    try:
-        for _ in range(3):
-            times.append(_timed_step(model, opt, x, y, device))
-    finally:
-        if flush:
-            torch.set_flush_denormal(False)
+    with denormals_flushed(device):  # as the trainer does
+        times = [_timed_step(model, opt, x, y, device) for _ in range(3)]
     return min(times[1:])
 
 

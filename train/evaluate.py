@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -173,6 +174,24 @@ def autocast(device: torch.device, amp: bool):
 
     dtype = amp_dtype(device, amp)
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+@contextmanager
+def denormals_flushed(device: torch.device) -> Iterator[None]:
+    """Flush denormals to zero on the CPU for the block (a no-op on other devices).
+
+    Late in a run Adam's moments and the smallest weights and gradients sink below 1.2e-38; x86
+    computes on such denormals ~100x slower (a d-light step at epoch 7 of 8: 2.9-3.4 s instead of
+    1.0-1.1 s, one thread, Xeon). Flushing them costs nothing measurable.
+    """
+    import torch
+
+    flush = device.type == "cpu" and torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
 
 
 def amp_dtype(device: torch.device, amp: bool) -> torch.dtype | None:

@@ -20,7 +20,7 @@ from torch import nn
 from gradgroup.deploy.errors import InputError
 
 from .grouping import LAYER_ALPHA, convert_to_grouped, gradual_layers
-from .schedules import AlphaSchedule, blend
+from .schedules import blend, check_schedule
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ class Plan:
                 "alpha ends at %g > 0: the layers stay dense-with-mask and never become grouped",
                 cfg.alpha_end,
             )
-        AlphaSchedule(cfg.alpha_shape, 1, 0, cfg.alpha_start, cfg.alpha_end)  # validates them
+        check_schedule(cfg.alpha_shape, cfg.alpha_start, cfg.alpha_end)
         return cls(
             (ipe,) * (cfg.encoder_epochs + cfg.epochs), cfg.encoder_epochs, decay, span,
             cfg.schedule, cfg.alpha_shape, cfg.alpha_start, cfg.alpha_end, cfg.poly_power,

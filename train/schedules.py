@@ -1,8 +1,9 @@
 """Alpha schedules for gradual grouping: pure functions of training progress.
 
 Each schedule maps ``t`` in [0, 1] (progress through the decay span) to a factor in [0, 1] that
-moves alpha from ``start`` (t = 0) to ``end`` (t = 1). ``alpha_at`` applies the span and the
-fine-tuning phase that follows it, where alpha is 0.
+moves alpha from ``start`` (t = 0) to ``end`` (t = 1). ``blend`` gives alpha at a point of the
+span (the trainer's plan counts it in epochs) and holds ``end`` after it, for the fine-tuning where
+alpha is 0; ``AlphaSchedule`` counts the span in iterations.
 """
 
 from __future__ import annotations
@@ -63,19 +64,25 @@ class AlphaSchedule:
     end: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.shape not in SCHEDULES:
-            close = difflib.get_close_matches(self.shape, SCHEDULES, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise InputError(
-                f"unknown alpha schedule {self.shape!r}{hint} (choose from {', '.join(SCHEDULES)})"
-            )
+        check_schedule(self.shape, self.start, self.end)
         if self.span < 1:
             raise InputError(f"alpha span {self.span} must be at least 1 iteration")
-        if not (0.0 <= self.end <= self.start <= 1.0):
-            raise InputError(f"alpha must fall within [0, 1]: start={self.start}, end={self.end}")
 
     def __call__(self, iteration: int) -> float:
         return alpha_at(self, iteration)
+
+
+def check_schedule(shape: str, start: float, end: float) -> None:
+    """InputError unless ``shape`` is a known schedule and alpha falls from ``start`` to ``end``
+    within [0, 1]."""
+    if shape not in SCHEDULES:
+        close = difflib.get_close_matches(shape, SCHEDULES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise InputError(
+            f"unknown alpha schedule {shape!r}{hint} (choose from {', '.join(SCHEDULES)})"
+        )
+    if not (0.0 <= end <= start <= 1.0):
+        raise InputError(f"alpha must fall within [0, 1]: start={start}, end={end}")
 
 
 def alpha_at(schedule: AlphaSchedule, iteration: int) -> float:

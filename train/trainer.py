@@ -3,10 +3,10 @@
 ERFNet's recipe (Adam 5e-4, weight decay 1e-4, poly lr 0.9, class-weighted cross-entropy with
 ignore 255, flip + scale/crop) with the gradual-grouping schedule on top:
 
-- ``gradual``: the model starts dense (Form.GRADUAL, alpha = 1); alpha follows an
-  :class:`AlphaSchedule` over the decay phase, and the moment it reaches 0 every gradual layer
-  becomes a true grouped conv (Adam's moments carried over as their diagonal blocks), so the
-  last ``finetune_epochs`` run at the grouped model's speed;
+- ``gradual``: the model starts dense (Form.GRADUAL, alpha = 1); alpha follows a shape of
+  :mod:`.schedules` over the decay epochs (:class:`.recipe.Plan`), and the moment it reaches 0
+  every gradual layer becomes a true grouped conv (Adam's moments carried over as their diagonal
+  blocks), so the last ``finetune_epochs`` run at the grouped model's speed;
 - ``scratch``: the grouped model from the first step;
 - ``dense``: the gradual form kept at alpha = 1, the dense reference.
 
@@ -44,7 +44,7 @@ from .checkpoint import rng_states, set_rng_states
 from .cores import CoreShare, thread_limit
 from .data import Augment, LabelledDataset, SegDataset, StreamSampler, class_weights, spread
 from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_buffers, setup, teardown
-from .evaluate import amp_dtype, autocast, evaluate_model, recalibrate_bn
+from .evaluate import amp_dtype, autocast, denormals_flushed, evaluate_model, recalibrate_bn
 from .grouping import Form, cap_cross_weights, cross_ratios, gradual_layers, set_alpha
 from .models import create_model
 from .recipe import (
@@ -84,17 +84,14 @@ def train(
     """
     check_writable(cfg.out, "--out", folder=True)
     info = setup(cfg.device)
-    # Late in a run Adam's moments and the smallest weights and gradients sink below 1.2e-38;
-    # x86 computes on such denormals ~100x slower, and a d-light step at epoch 7 of 8 took
-    # 2.9-3.4 s instead of 1.0-1.1 s (one thread, Xeon). Flushing them to zero costs nothing.
-    flush = info.device.type == "cpu" and torch.set_flush_denormal(True)
     try:
         # One training per folder: a second one into the same --out would mix the two runs.
-        with folder_lock(cfg.out, "training") if info.main else nullcontext():
+        with (
+            folder_lock(cfg.out, "training") if info.main else nullcontext(),
+            denormals_flushed(info.device),
+        ):
             return _Run(cfg, info, train_set, val_set).fit()
     finally:
-        if flush:
-            torch.set_flush_denormal(False)
         teardown(info)
 
 
@@ -155,6 +152,7 @@ class _Run:
         self.cores = _core_share(cfg, info)
         self.fast_layers: list[str] = []  # layers trained at the full lr (see param_groups)
         self.guard = DivergenceGuard()
+        self.bar = None  # the progress bar of run(); fit_budget updates its total
 
     # -- model, optimizer, checkpoint -------------------------------------------------------
     def build(self, ckpt: dict | None) -> None:
@@ -346,7 +344,7 @@ class _Run:
         cfg, info, st = self.cfg, self.info, self.state
         bar = tqdm(total=self.plan.total_iters, initial=st.iteration, unit="it",
                    dynamic_ncols=True, disable=not (info.main and cfg.progress))  # fmt: skip
-        self.bar = bar  # fit_budget updates its total
+        self.bar = bar
         status = None
         if st.pending_epoch_end is not None and not self.end_epoch(*st.pending_epoch_end):
             status = "interrupted"  # stopped again during the validation it owed
@@ -469,7 +467,7 @@ class _Run:
             plan.epoch_iters[epoch + 1], step_seconds, end_seconds,
         )  # fmt: skip
         self.plan = plan.resized(epoch + 1, ipe)
-        if getattr(self, "bar", None) is not None:
+        if self.bar is not None:
             self.bar.total = self.plan.total_iters
             self.bar.refresh()
 
